@@ -1,0 +1,214 @@
+"""The torch side: values and derivatives from autograd, batched over all points.
+
+Modes, as the contract names them:
+
+* ``reverse``  — reverse-mode AD (``torch.func.jacrev`` / ``grad``, the same backward
+  formulas ``torch.autograd.grad`` runs), vmapped over the points;
+* ``forward``  — forward-mode AD (``torch.func.jacfwd``), vmapped over the points;
+* ``backward`` — the stateful API: ``.backward()`` then ``.grad``. The batch of points is one
+  leaf tensor; since points are independent, backward of the sum over points of output
+  entry i gives every point's row i at once.
+
+When an op cannot be vmapped the check falls back to a loop over points and says so in
+``Torchside.notes``. Every function here returns (P, n) float64 arrays laid out like the
+matching :class:`~diffcheck.symbolic.Target`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+import torch
+from torch.func import grad as fgrad
+from torch.func import jacfwd, jacrev, vmap
+
+from .points import PointSet, torch_dtype
+from .symbolic import CompiledCase, Target
+
+
+class CannotDifferentiate(Exception):
+    """torch raised because it has no derivative for an op, or the output has no gradient path."""
+
+
+class TorchRaised(Exception):
+    """torch raised something else while computing (message kept for the report)."""
+
+
+_NOT_DIFF_MARKERS = ("not implemented", "does not require grad", "does not have a grad_fn",
+                     "not differentiable", "no gradient", "derivative for", "differentiated")
+
+
+def classify_error(err: Exception) -> Exception:
+    text = f"{type(err).__name__}: {err}".strip()
+    first = text.splitlines()[0][:500]
+    if any(m in text for m in _NOT_DIFF_MARKERS):
+        return CannotDifferentiate(first)
+    return TorchRaised(first)
+
+
+@dataclass
+class Torchside:
+    """Batched access to one compiled case in one dtype on one device."""
+
+    compiled: CompiledCase
+    dtype: str
+    points: PointSet
+    device: str = "cpu"
+    notes: list[str] = field(default_factory=list)
+
+    def __post_init__(self):
+        self.tdtype = torch_dtype(self.dtype)
+        c = self.compiled
+        self.inputs = [torch.as_tensor(self.points.values[v.name], dtype=self.tdtype, device=self.device)
+                       for v in c.case.variables]
+        self.constants = {n: torch.as_tensor(v, dtype=self.tdtype, device=self.device)
+                          for n, v in c.const_values.items()}
+        self.shapes = [v.shape for v in c.case.variables]
+
+    # -- the function of the variables at one point ---------------------------------------
+    def f(self, *xs):
+        out = self.compiled.forward(xs, self.constants, self.tdtype)
+        if not isinstance(out, torch.Tensor):
+            out = torch.as_tensor(out, dtype=self.tdtype, device=self.device)
+        return out
+
+    def _batched(self, transform: Callable, label: str) -> Any:
+        """vmap ``transform`` over the points; loop over them if vmap cannot."""
+        try:
+            return vmap(transform)(*self.inputs)
+        except Exception as err:  # vmap has no batching rule, or the function calls .item(), …
+            if isinstance(classify_error(err), CannotDifferentiate):
+                raise classify_error(err) from None
+            self.notes.append(f"{label}: vmap failed ({type(err).__name__}: {str(err).splitlines()[0][:160]}); "
+                              "looped over the points instead")
+        results = []
+        for i in range(self.points.count):
+            try:
+                results.append(transform(*(x[i] for x in self.inputs)))
+            except Exception as err:
+                raise classify_error(err) from None
+        return _stack(results)
+
+    # -- values and derivatives -----------------------------------------------------------
+    def value(self, target: Target) -> np.ndarray:
+        out = self._batched(self.f, "value")
+        expected = (self.points.count,) + self.compiled.out_shape
+        if tuple(out.shape) != expected:
+            raise TorchRaised(f"the torch implementation returns shape {list(out.shape[1:])}, "
+                              f"the expression has shape {list(self.compiled.out_shape)}")
+        return _np(out).reshape(self.points.count, -1)
+
+    def derivative(self, target: Target, mode: str) -> np.ndarray:
+        kind = target.label
+        if kind == "intermediates":
+            return self._intermediates(target)
+        if mode == "backward":
+            return self._backward(target)
+        argnums = tuple(range(len(self.inputs)))
+        if kind in ("gradient", "jacobian"):
+            jac = (jacrev if mode == "reverse" else jacfwd)(self.f, argnums=argnums)
+            out = self._batched(jac, f"{kind}/{mode}")
+            return self._flatten_jacobian(out)
+        if kind == "hessian":
+            outer = jacrev if mode == "reverse" else jacfwd
+            hess = outer(outer(self.f, argnums=argnums), argnums=argnums)
+            out = self._batched(hess, f"hessian/{mode}")
+            return self._flatten_hessian(out)
+        if kind.startswith("derivative"):
+            n = int(kind[len("derivative"):])
+            fn = self.f
+            for _ in range(n):
+                fn = fgrad(fn) if mode == "reverse" else jacfwd(fn)
+            return _np(self._batched(fn, f"{kind}/{mode}")).reshape(self.points.count, 1)
+        raise ValueError(kind)
+
+    def _flatten_jacobian(self, parts) -> np.ndarray:
+        p = self.points.count
+        n_out = int(np.prod(self.compiled.out_shape, dtype=int))
+        blocks = [_np(part).reshape(p, n_out, -1) for part in parts]
+        return np.concatenate(blocks, axis=2).reshape(p, -1)
+
+    def _flatten_hessian(self, rows) -> np.ndarray:
+        p = self.points.count
+        sizes = [int(np.prod(s, dtype=int)) for s in self.shapes]
+        blocks = [[_np(rows[i][j]).reshape(p, sizes[i], sizes[j]) for j in range(len(sizes))]
+                  for i in range(len(sizes))]
+        return np.concatenate([np.concatenate(r, axis=2) for r in blocks], axis=1).reshape(p, -1)
+
+    def _leaves(self):
+        return [x.detach().clone().requires_grad_(True) for x in self.inputs]
+
+    def _backward(self, target: Target) -> np.ndarray:
+        """``.backward()`` then ``.grad``, batched: one leaf per variable holding all points."""
+        p = self.points.count
+        leaves = self._leaves()
+        try:
+            try:
+                out = vmap(self.f)(*leaves)
+            except Exception as err:
+                if isinstance(classify_error(err), CannotDifferentiate):
+                    raise
+                self.notes.append(f"{target.label}/backward: vmap failed; looped over the points")
+                out = torch.stack([self.f(*(x[i] for x in leaves)) for i in range(p)])
+            flat_out = out.reshape(p, -1)
+            if target.label == "hessian":
+                # first derivatives with a graph, then backward through each entry
+                grads = torch.autograd.grad(flat_out.sum(), leaves, create_graph=True)
+                flat_out = torch.cat([g.reshape(p, -1) for g in grads], dim=1)
+            elif target.label.startswith("derivative"):
+                n = int(target.label[len("derivative"):])
+                for _ in range(n - 1):
+                    flat_out = torch.autograd.grad(flat_out.sum(), leaves, create_graph=True)[0].reshape(p, -1)
+            rows = []
+            for i in range(flat_out.shape[1]):
+                for leaf in leaves:
+                    leaf.grad = None
+                flat_out[:, i].sum().backward(retain_graph=True)
+                rows.append(torch.cat([(leaf.grad if leaf.grad is not None else torch.zeros_like(leaf))
+                                       .reshape(p, -1) for leaf in leaves], dim=1))
+        except Exception as err:
+            raise classify_error(err) from None
+        return _np(torch.stack(rows, dim=1)).reshape(p, -1)
+
+    def _intermediates(self, target: Target) -> np.ndarray:
+        """``z.retain_grad()`` before ``backward()``, then ``z.grad``, point by point."""
+        p = self.points.count
+        rows_out = []
+        for i in range(p):
+            leaves = [x[i].detach().clone().requires_grad_(True) for x in self.inputs]
+            kept: dict[str, torch.Tensor] = {}
+
+            def keep(name, value):
+                if name == target.wrt and isinstance(value, torch.Tensor) and value.requires_grad:
+                    value.retain_grad()
+                    kept[name] = value
+            try:
+                out = self.compiled.forward(leaves, self.constants, self.tdtype, on_let=keep).reshape(-1)
+                z = kept.get(target.wrt)
+                if z is None:
+                    raise CannotDifferentiate(f"let step {target.wrt!r} does not require grad")
+                row = []
+                for k in range(out.numel()):
+                    z.grad = None
+                    out[k].backward(retain_graph=True)
+                    if z.grad is None:
+                        raise CannotDifferentiate(f"the output has no gradient path through {target.wrt!r}")
+                    row.append(z.grad.detach().reshape(-1).clone())
+            except CannotDifferentiate:
+                raise
+            except Exception as err:
+                raise classify_error(err) from None
+            rows_out.append(torch.cat(row))
+        return _np(torch.stack(rows_out)).reshape(p, -1)
+
+
+def _stack(results):
+    if isinstance(results[0], (tuple, list)):
+        return type(results[0])(_stack([r[k] for r in results]) for k in range(len(results[0])))
+    return torch.stack(results)
+
+
+def _np(t: torch.Tensor) -> np.ndarray:
+    return t.detach().to("cpu", torch.float64).numpy()

@@ -1,0 +1,205 @@
+"""``check_case``: the pipeline for one case, as the CLI, the pytest plugin and the API call it.
+
+compile → for each dtype: draw points → exact reference → torch → compare → Result.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import sympy as sp
+
+from . import compare as cmp
+from .autograd import CannotDifferentiate, TorchRaised, Torchside
+from .case import Case
+from .points import PointSet, draw, validate_points
+from .reference import Evaluator
+from .results import (ERROR, FAILING, NOT_DIFFERENTIABLE, PASS, XFAIL, XPASS, CaseReport, Result,
+                      WorstPoint)
+from .symbolic import CompiledCase, Target, compile_case
+
+MAX_FORMULA = 400  # characters of a formula shown in a failure
+
+
+@dataclass
+class CheckOptions:
+    """Run-wide choices that override a case's own."""
+
+    dtypes: tuple[str, ...] = ()
+    seed: int | None = None
+    device: str = "cpu"
+    verbose: int = 0
+
+
+@dataclass
+class _Reference:
+    values: np.ndarray
+    kinds: np.ndarray
+
+
+@dataclass
+class _Context:
+    compiled: CompiledCase
+    dtype: str
+    points: PointSet
+    torchside: Torchside
+    refs: dict[str, _Reference] = field(default_factory=dict)
+
+
+def check_case(case: Case, options: CheckOptions | None = None) -> CaseReport:
+    """Check one case and return its report. A case-file problem raises CaseFileError;
+    everything torch does wrong becomes a Result."""
+    options = options or CheckOptions()
+    start = time.perf_counter()
+    validate_points(case)
+    compiled = compile_case(case)
+    report = CaseReport(name=case.name, file=case.file, description=case.description, expr=case.expr,
+                        expr_latex=latex_of(compiled.output, case.expr),
+                        derivatives_latex=derivative_latex(compiled), xfail=case.xfail)
+    for dtype in options.dtypes or case.dtypes:
+        report.results.extend(check_dtype(compiled, dtype, options))
+    apply_xfail(case, report.results)
+    report.seconds = time.perf_counter() - start
+    return report
+
+
+def check_dtype(compiled: CompiledCase, dtype: str, options: CheckOptions) -> list[Result]:
+    case = compiled.case
+    points = draw(case, dtype, options.seed)
+    ctx = _Context(compiled, dtype, points, Torchside(compiled, dtype, points, options.device))
+    results = [_run(ctx, compiled.value_target(), "value", None)]
+    for check in compiled.checks:
+        for target in compiled.targets(check):
+            label = target.label if target.wrt is None else f"intermediates:{target.wrt}"
+            modes = ("backward",) if target.label == "intermediates" else case.modes
+            for mode in modes:
+                results.append(_run(ctx, target, label, mode))
+    return results
+
+
+def _reference(ctx: _Context, target: Target) -> _Reference:
+    key = f"{target.label}:{target.wrt}"
+    if key not in ctx.refs:
+        c = ctx.compiled
+        consts = [np.broadcast_to(v.reshape(-1), (ctx.points.count, v.size))
+                  for v in (_rounded(v, ctx.dtype) for v in c.const_values.values())]
+        matrix = np.concatenate([ctx.points.matrix()] + consts, axis=1) if consts else ctx.points.matrix()
+        values, kinds = Evaluator(target.exprs, c.symbols)(matrix)
+        ctx.refs[key] = _Reference(values, kinds)
+    return ctx.refs[key]
+
+
+def _rounded(values: np.ndarray, dtype: str) -> np.ndarray:
+    from .points import round_to
+    return round_to(values, dtype)
+
+
+def _run(ctx: _Context, target: Target, label: str, mode: str | None) -> Result:
+    case = ctx.compiled.case
+    start = time.perf_counter()
+    result = Result(case=case.name, file=case.file, check=label, mode=mode, dtype=ctx.dtype, status=PASS)
+    if ctx.points.count == 0:
+        result.status, result.message = "skipped", "no points to check (samples: 0 and no points)"
+        return result
+    try:
+        got = ctx.torchside.value(target) if mode is None else ctx.torchside.derivative(target, mode)
+    except CannotDifferentiate as err:
+        result.status, result.message = NOT_DIFFERENTIABLE, f"torch cannot differentiate this: {err}"
+        result.seconds = time.perf_counter() - start
+        return result
+    except TorchRaised as err:
+        result.status, result.message = ERROR, f"torch raised: {err}"
+        result.seconds = time.perf_counter() - start
+        return result
+    ref = _reference(ctx, target)
+    override = case.tolerance.get(ctx.dtype, case.tolerance.get("*"))
+    comparison = cmp.compare(ref.values, ref.kinds, got, ctx.dtype, override)
+    result.status = cmp.status_of(comparison.counts)
+    result.points = comparison.compared
+    result.max_abs_error, result.max_rel_error, result.max_ulp_error = (
+        comparison.max_abs, comparison.max_rel, comparison.max_ulp)
+    result.counts = comparison.counts
+    result.tolerance = comparison.policy.describe()
+    if comparison.worst is not None:
+        i, j = comparison.worst
+        result.worst_point = _worst(ctx, target, ref, got, i, j)
+    result.message = _message(result, comparison, ctx.points.count)
+    if ctx.torchside.notes:
+        result.details["notes"] = list(ctx.torchside.notes)
+        ctx.torchside.notes.clear()
+    result.details["tolerance_ratio"] = comparison.worst_ratio
+    result.seconds = time.perf_counter() - start
+    return result
+
+
+def _worst(ctx: _Context, target: Target, ref: _Reference, got: np.ndarray, i: int, j: int) -> WorstPoint:
+    r, g = float(ref.values[i, j]), float(got[i, j])
+    a, rel, u = cmp.errors_at(r, g, ctx.dtype) if np.isfinite(g) else (float("inf"),) * 3
+    formula = str(target.exprs[j])
+    if len(formula) > MAX_FORMULA:
+        formula = formula[:MAX_FORMULA] + " …"
+    return WorstPoint(point=ctx.points.point(i), entry=target.entry(j), reference=r, autograd=g,
+                      abs_error=a, rel_error=rel, ulp_error=u, formula=formula)
+
+
+def _message(result: Result, comparison: cmp.Comparison, total: int) -> str:
+    parts = []
+    c = comparison.counts
+    if c.get("fail"):
+        parts.append(f"{c['fail']} of {total} points beyond tolerance "
+                     f"(worst error is {comparison.worst_ratio:.3g}× the allowed "
+                     f"rtol={comparison.policy.rtol:.3g}·|exact| + atol={comparison.policy.atol:.3g})")
+    if c.get("unstable"):
+        parts.append(f"{c['unstable']} points where the exact value is finite but torch returns NaN/inf")
+    if c.get("singular"):
+        parts.append(f"{c['singular']} points where the exact derivative is infinite (not compared)")
+    if c.get("undefined"):
+        parts.append(f"{c['undefined']} points where the exact value is undefined (not compared)")
+    if c.get("overflow"):
+        parts.append(f"{c['overflow']} points where the exact value overflows the dtype and torch gives ±inf")
+    return "; ".join(parts) if parts else f"all {total} points within tolerance"
+
+
+def apply_xfail(case: Case, results: list[Result]) -> None:
+    """An ``xfail`` case passes the run when it fails, and is an unexpected pass otherwise."""
+    if not case.xfail:
+        return
+    failing = [r for r in results if r.status in FAILING]
+    if failing:
+        for r in failing:
+            r.details["original_status"] = r.status
+            r.status = XFAIL
+            r.message = f"expected failure ({case.xfail}): {r.message}"
+    else:
+        for r in results:
+            r.status = XPASS
+            r.message = f"unexpected pass: the case is marked xfail ({case.xfail})"
+
+
+# --- LaTeX for reports ------------------------------------------------------------------
+
+MAX_LATEX_ENTRIES = 4
+
+
+def latex_of(value: np.ndarray, text: str) -> str:
+    if value.size == 1:
+        return sp.latex(value.ravel()[0])
+    if value.size <= 9:
+        return sp.latex(sp.Matrix(value.reshape(value.shape[0], -1)) if value.ndim else value.ravel()[0])
+    return r"\texttt{" + text.replace("_", r"\_").replace("{", r"\{").replace("}", r"\}") + "}"
+
+
+def derivative_latex(compiled: CompiledCase) -> list[tuple[str, str]]:
+    out: list[tuple[str, str]] = []
+    for check in compiled.checks:
+        if check.kind == "intermediates":
+            continue
+        target = compiled.targets(check)[0]
+        shown = target.exprs[:MAX_LATEX_ENTRIES]
+        for j, expr in enumerate(shown):
+            out.append((target.entry(j), sp.latex(expr)))
+        if len(target.exprs) > len(shown):
+            out.append((f"… {len(target.exprs) - len(shown)} more entries of the {target.label}", ""))
+    return out

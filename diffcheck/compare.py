@@ -1,0 +1,176 @@
+"""The comparison policy: tolerances, ULP errors and the outcome class of every point.
+
+This module is the only place that decides whether torch's number agrees with the exact one.
+
+Default tolerance (no ``tolerance:`` in the case), for a result with exact values R and
+torch's values G over all checked points and entries::
+
+    |G - R|  <=  a·eps·|R|  +  b·eps·S          a = 2, b = 8,  S = max |R| over the result
+
+``eps`` is the machine epsilon of the dtype under test. The first term is a relative bound
+of a few rounding errors. The second is LAPACK's idea of a test ratio: an absolute error of a
+few ULPs *of the largest derivative value checked* is rounding, not a wrong formula. Why both
+(measured on this machine with torch 2.13, see the README):
+
+* torch.testing's float16 default (rtol 1e-3, atol 1e-5) rejects torch's own, correct float16
+  gradients of sigmoid (2272 of the 63488 finite inputs) and tanh (4212): in the tails the
+  exact derivative is tiny and torch's error is about one ULP of the output's scale.
+* a pointwise ULP rule fails float32 tanh' in its tails (1e6 ULPs at x = -7.8, 8e-8 absolute).
+* torch's correct kernels need up to b ≈ 5: float32 sigmoid' near x = 8.7 errs by 2.98·eps·(|R|+S)
+  (1 - σ rounded), and the float32 forward-mode softmax Jacobian errs by 1.2 eps absolute on
+  its diagonal p(1-p), where S = max p(1-p) ≤ 1/4, i.e. 4.8·eps·S: the error scales with
+  the probabilities (up to 1), not with the Jacobian.
+* a 2 % error in a float16 derivative is 20.5·eps·S at the largest derivative value, twice
+  the (a+b)·eps·S = 10·eps·S allowed there; a 1e-6 relative error in float64 is 5e9 eps: both fail.
+
+A ``tolerance: {rtol, atol}`` given in the case replaces this by torch.testing's rule
+``|G - R| <= atol + rtol·|R|``.
+
+Point outcome classes (``Comparison.counts``): ``pass``, ``fail`` (beyond tolerance),
+``unstable`` (exact value finite, torch NaN or ±inf), ``overflow`` (exact value beyond the
+dtype's range and torch returned the infinity of its sign: correct), ``singular`` (the exact
+derivative is ±inf at the point: not compared), ``undefined`` (the exact value is undefined:
+not compared). A point takes the worst class of its entries.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from .case import Tolerance
+
+EPS = {name: float(torch.finfo(getattr(torch, name)).eps) for name in ("float64", "float32", "float16", "bfloat16")}
+TINY = {name: float(torch.finfo(getattr(torch, name)).smallest_normal) for name in EPS}
+MAX = {name: float(torch.finfo(getattr(torch, name)).max) for name in EPS}
+MANTISSA = {"float64": 52, "float32": 23, "float16": 10, "bfloat16": 7}
+DEFAULT_A = 2.0
+DEFAULT_B = 8.0
+
+# Severity order of the point classes: a point takes the worst of its entries.
+CLASSES = ("pass", "overflow", "undefined", "singular", "unstable", "fail")
+_RANK = {c: i for i, c in enumerate(CLASSES)}
+# Exact-value kinds produced by the reference evaluation.
+FINITE, POS_INF, NEG_INF, UNDEFINED = 0, 1, 2, 3
+
+
+@dataclass(frozen=True)
+class Policy:
+    """The tolerance actually applied to one result."""
+
+    rtol: float
+    atol: float
+    rule: str  # "default" or "user"
+
+    def describe(self) -> dict:
+        return {"rtol": self.rtol, "atol": self.atol, "rule": self.rule}
+
+
+def policy_for(dtype: str, scale: float, override: Tolerance | None) -> Policy:
+    """The tolerance for ``dtype``; ``scale`` is S, the largest |exact value| of the result."""
+    if override is not None:
+        return Policy(override.rtol, override.atol, "user")
+    eps = EPS[dtype]
+    atol = DEFAULT_B * eps * scale if scale > 0 else DEFAULT_B * eps * TINY[dtype]
+    return Policy(DEFAULT_A * eps, atol, "default")
+
+
+def ulp(values: np.ndarray, dtype: str) -> np.ndarray:
+    """The spacing of ``dtype`` at |values| (its subnormal spacing near zero)."""
+    mag = np.abs(values)
+    with np.errstate(divide="ignore"):
+        exponent = np.floor(np.log2(np.where(mag > 0, mag, 1.0)))
+    exponent = np.maximum(exponent, np.log2(TINY[dtype]))
+    return np.exp2(exponent - MANTISSA[dtype])
+
+
+@dataclass
+class Comparison:
+    """The comparison of one result: per-point classes and the error maxima."""
+
+    point_class: np.ndarray           # (P,) class name per point
+    counts: dict[str, int]
+    policy: Policy
+    compared: int                     # points compared (finite exact values)
+    max_abs: float | None
+    max_rel: float | None
+    max_ulp: float | None
+    worst: tuple[int, int] | None     # (point, entry) with the largest error/allowed ratio
+    worst_ratio: float | None
+    examples: dict[str, list[tuple[int, int]]] = field(default_factory=dict)  # class -> (point, entry)
+
+
+def compare(reference: np.ndarray, kinds: np.ndarray, got: np.ndarray, dtype: str,
+            override: Tolerance | None = None) -> Comparison:
+    """Compare torch's values ``got`` with the exact ``reference`` (both (P, n) float64;
+    ``kinds`` gives FINITE/POS_INF/NEG_INF/UNDEFINED for each exact value)."""
+    # An exact value beyond the dtype's range (even beyond float64's) is "finite" but cannot
+    # be compared as a number: torch's correct answer there is the infinity of its sign.
+    in_range = (kinds == FINITE) & (np.abs(reference) <= MAX[dtype])
+    beyond = (kinds == FINITE) & ~in_range
+    finite_ref = in_range
+    ref = np.where(finite_ref, reference, 0.0)
+    scale = float(np.abs(ref).max()) if ref.size else 0.0
+    policy = policy_for(dtype, scale, override)
+
+    got_finite = np.isfinite(got)
+    with np.errstate(invalid="ignore", over="ignore"):
+        err = np.where(finite_ref & got_finite, np.abs(got - ref), 0.0)
+        allowed = policy.rtol * np.abs(ref) + policy.atol
+        ratio = np.where(allowed > 0, err / np.where(allowed > 0, allowed, 1.0), np.where(err > 0, np.inf, 0.0))
+
+    cls = np.full(ref.shape, _RANK["pass"], dtype=np.int8)
+    cls[finite_ref & got_finite & (ratio > 1)] = _RANK["fail"]
+    overflow_ok = beyond & np.isinf(got) & (np.sign(got) == np.sign(reference))
+    cls[beyond & ~overflow_ok] = _RANK["fail"]
+    cls[overflow_ok] = _RANK["overflow"]
+    cls[finite_ref & ~got_finite] = _RANK["unstable"]
+    cls[(kinds == POS_INF) | (kinds == NEG_INF)] = _RANK["singular"]
+    cls[kinds == UNDEFINED] = _RANK["undefined"]
+
+    per_point = cls.max(axis=1) if cls.size else np.zeros(len(got), dtype=np.int8)
+    point_class = np.array([CLASSES[c] for c in per_point], dtype=object)
+    counts = {c: int((per_point == _RANK[c]).sum()) for c in CLASSES if (per_point == _RANK[c]).any()}
+    examples = {CLASSES[c]: [tuple(int(i) for i in ix) for ix in np.argwhere(cls == c)[:5]]
+                for c in range(len(CLASSES)) if c != _RANK["pass"] and (cls == c).any()}
+
+    compared_mask = finite_ref & got_finite
+    if compared_mask.any():
+        with np.errstate(divide="ignore", invalid="ignore"):
+            rel = np.where(ref != 0, err / np.abs(ref), np.where(err > 0, np.inf, 0.0))
+            ulps = err / ulp(ref, dtype)
+        max_abs = float(err[compared_mask].max())
+        max_rel = float(rel[compared_mask].max())
+        max_ulp = float(ulps[compared_mask].max())
+        masked = np.where(compared_mask, ratio, -1.0)
+        worst = tuple(int(i) for i in np.unravel_index(int(np.argmax(masked)), masked.shape))
+        worst_ratio = float(masked[worst])
+    else:
+        max_abs = max_rel = max_ulp = worst_ratio = None
+        worst = None
+    # an unstable point is the worst one to show
+    if "unstable" in examples:
+        worst = examples["unstable"][0]
+    return Comparison(point_class, counts, policy, int(compared_mask.any(axis=1).sum()) if got.size else 0,
+                      max_abs, max_rel, max_ulp, worst, worst_ratio, examples)
+
+
+def status_of(counts: dict[str, int]) -> str:
+    """The result status implied by its point counts."""
+    if counts.get("fail"):
+        return "fail"
+    if counts.get("unstable"):
+        return "unstable"
+    if counts.get("singular") or counts.get("undefined"):
+        return "singular"
+    return "pass"
+
+
+def errors_at(reference: float, got: float, dtype: str) -> tuple[float, float, float]:
+    """(absolute, relative, ULP) error of one value."""
+    a = abs(got - reference)
+    r = a / abs(reference) if reference != 0 else (float("inf") if a > 0 else 0.0)
+    u = a / float(ulp(np.array([reference]), dtype)[0])
+    return a, r, u

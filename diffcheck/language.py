@@ -1,0 +1,414 @@
+"""The case language: an allowlist parser and the two readings of its tree.
+
+Text is parsed with :func:`ast.parse` (parsing only; nothing is evaluated) and every node is
+checked against an allowlist while it is converted into diffcheck's own small tree
+(:class:`Node`). Anything outside the language is an :class:`ExpressionError` with the
+character offset, so the loader's position of the expression gives file, line and column.
+
+The tree is then read twice: :func:`to_math` gives numpy object arrays of SymPy expressions
+(the mathematical definition), :func:`to_torch` gives a callable on tensors that calls
+torch's own kernels.
+"""
+
+from __future__ import annotations
+
+import ast
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Any, Callable, Mapping
+
+import numpy as np
+import sympy as sp
+import torch
+
+from .errors import ExpressionError
+from .library import CONSTANTS, LIBRARY, Arr, arr
+
+MAX_LENGTH = 20_000      # characters in one expression
+MAX_DEPTH = 60           # nesting of the tree
+MAX_POWER_DIGITS = 2_000  # digits a constant power may produce
+
+
+@dataclass(frozen=True)
+class Node:
+    """A node of the case-language tree; ``pos`` is its character offset in the text."""
+
+    pos: int
+
+
+@dataclass(frozen=True)
+class Num(Node):
+    value: Fraction
+    is_int: bool
+
+
+@dataclass(frozen=True)
+class Name(Node):
+    id: str
+
+
+@dataclass(frozen=True)
+class Neg(Node):
+    operand: Node
+
+
+@dataclass(frozen=True)
+class BinOp(Node):
+    op: str  # one of + - * / ** @
+    left: Node
+    right: Node
+
+
+@dataclass(frozen=True)
+class Compare(Node):
+    op: str  # one of < <= > >=
+    left: Node
+    right: Node
+
+
+@dataclass(frozen=True)
+class Call(Node):
+    func: str
+    args: tuple[Node, ...]
+    dim: int | None = None
+
+
+@dataclass(frozen=True)
+class Index(Node):
+    base: Node
+    index: tuple  # of int | slice(int|None, int|None, int|None)
+
+
+_BINOPS = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/", ast.Pow: "**", ast.MatMult: "@"}
+_CMPOPS = {ast.Lt: "<", ast.LtE: "<=", ast.Gt: ">", ast.GtE: ">="}
+
+
+def parse_python(text: str, what: str = "expression") -> ast.expr:
+    """Parse ``text`` as one Python expression, turning every failure into ExpressionError."""
+    if not isinstance(text, str):
+        raise ExpressionError(f"the {what} must be text")
+    if len(text) > MAX_LENGTH:
+        raise ExpressionError(f"the {what} is {len(text)} characters long; the limit is {MAX_LENGTH}")
+    if not text.strip():
+        raise ExpressionError(f"the {what} is empty")
+    if not text.isascii():
+        bad = next(i for i, c in enumerate(text) if not c.isascii())
+        raise ExpressionError(f"character {text[bad]!r} is not allowed in an {what}", bad)
+    try:
+        tree = ast.parse(text.strip().replace("\n", " "), mode="eval")
+    except SyntaxError as err:
+        offset = max((err.offset or 1) - 1, 0) + (len(text) - len(text.lstrip()))
+        raise ExpressionError(f"invalid syntax in {what}: {err.msg}", offset) from None
+    except (RecursionError, MemoryError, ValueError):
+        raise ExpressionError(f"the {what} is too deeply nested") from None
+    return tree.body
+
+
+def parse(text: str) -> Node:
+    """Parse case-language ``text`` into a :class:`Node` tree."""
+    lead = len(text) - len(text.lstrip()) if isinstance(text, str) else 0
+    return _Converter(lead).convert(parse_python(text), 0)
+
+
+class _Converter:
+    def __init__(self, lead: int):
+        self.lead = lead
+
+    def pos(self, node: ast.AST) -> int:
+        return self.lead + getattr(node, "col_offset", 0)
+
+    def convert(self, node: ast.AST, depth: int, in_where: bool = False) -> Node:
+        if depth > MAX_DEPTH:
+            raise ExpressionError("the expression is too deeply nested", self.pos(node))
+        pos = self.pos(node)
+        if isinstance(node, ast.Constant):
+            return self.number(node, pos)
+        if isinstance(node, ast.Name):
+            if node.id.startswith("_"):
+                raise ExpressionError(f"name {node.id!r} is not allowed (names may not start with '_')", pos)
+            return Name(pos, node.id)
+        if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
+            inner = self.convert(node.operand, depth + 1, in_where)
+            return Neg(pos, inner) if isinstance(node.op, ast.USub) else inner
+        if isinstance(node, ast.BinOp) and type(node.op) in _BINOPS:
+            return BinOp(pos, _BINOPS[type(node.op)], self.convert(node.left, depth + 1, in_where),
+                         self.convert(node.right, depth + 1, in_where))
+        if isinstance(node, ast.Compare):
+            if not in_where:
+                raise ExpressionError("comparisons are only allowed as the condition of where(cond, a, b)", pos)
+            if len(node.ops) != 1 or type(node.ops[0]) not in _CMPOPS:
+                raise ExpressionError("a condition is one comparison with < <= > or >=", pos)
+            return Compare(pos, _CMPOPS[type(node.ops[0])], self.convert(node.left, depth + 1),
+                           self.convert(node.comparators[0], depth + 1))
+        if isinstance(node, ast.Call):
+            return self.call(node, depth, pos)
+        if isinstance(node, ast.Subscript):
+            return Index(pos, self.convert(node.value, depth + 1, in_where), self.index(node.slice))
+        if isinstance(node, ast.Attribute):
+            raise ExpressionError(f"attributes ('.{node.attr}') are not part of the case language; "
+                                  "use the `torch:` key for torch code", self.pos(node) + len(ast.unparse(node.value)))
+        raise ExpressionError(f"{_describe(node)} is not part of the case language", pos)
+
+    def number(self, node: ast.Constant, pos: int) -> Num:
+        value = node.value
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ExpressionError(f"{_describe(node)} is not part of the case language", pos)
+        if isinstance(value, float) and not np.isfinite(value):
+            raise ExpressionError("number out of range", pos)
+        if isinstance(value, int) and abs(value) > 10 ** 300:
+            raise ExpressionError("number out of range", pos)
+        # exact decimal value as written (repr of a float gives the shortest round-trip text)
+        return Num(pos, Fraction(repr(value)) if isinstance(value, float) else Fraction(value),
+                   isinstance(value, int))
+
+    def call(self, node: ast.Call, depth: int, pos: int) -> Call:
+        if not isinstance(node.func, ast.Name):
+            raise ExpressionError("only functions of the library can be called "
+                                  "(attributes belong in the `torch:` key)", pos)
+        name = node.func.id
+        func = LIBRARY.get(name)
+        if func is None:
+            raise ExpressionError(f"unknown function {name!r}", pos, _suggest(name, LIBRARY))
+        dim = None
+        for kw in node.keywords:
+            kpos = self.pos(kw.value) if kw.arg else pos
+            if kw.arg != "dim" or not func.dim:
+                raise ExpressionError(f"{name}() takes no keyword {kw.arg!r}"
+                                      + ("; only dim= is allowed" if func.dim else ""), kpos)
+            dim = self.integer(kw.value, "dim")
+        lo, hi = func.nargs
+        if not lo <= len(node.args) <= hi:
+            want = str(lo) if lo == hi else f"{lo} to {hi}"
+            raise ExpressionError(f"{name}() takes {want} argument(s), got {len(node.args)}", pos)
+        args = tuple(self.convert(a, depth + 1, in_where=(name == "where" and i == 0))
+                     for i, a in enumerate(node.args))
+        if name == "where" and not isinstance(args[0], Compare):
+            raise ExpressionError("where() needs a comparison as its first argument", args[0].pos)
+        for i in func.number_args:
+            if not _is_number(args[i]):
+                raise ExpressionError(f"argument {i + 1} of {name}() must be a number", args[i].pos)
+        return Call(pos, name, args, dim)
+
+    def integer(self, node: ast.AST, what: str) -> int:
+        sign = 1
+        if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
+            sign, node = -1, node.operand
+        if isinstance(node, ast.Constant) and isinstance(node.value, int) and not isinstance(node.value, bool):
+            if abs(node.value) > 10 ** 6:
+                raise ExpressionError(f"{what} out of range", self.pos(node))
+            return sign * node.value
+        raise ExpressionError(f"{what} must be a whole number", self.pos(node))
+
+    def index(self, node: ast.AST) -> tuple:
+        parts = node.elts if isinstance(node, ast.Tuple) else [node]
+        out = []
+        for part in parts:
+            if isinstance(part, ast.Slice):
+                out.append(slice(*(None if p is None else self.integer(p, "a slice bound")
+                                   for p in (part.lower, part.upper, part.step))))
+            else:
+                out.append(self.integer(part, "an index"))
+        return tuple(out)
+
+
+def _is_number(node: Node) -> bool:
+    return isinstance(node, Num) or (isinstance(node, Neg) and isinstance(node.operand, Num))
+
+
+def _describe(node: ast.AST) -> str:
+    if isinstance(node, ast.Constant):
+        return f"the literal {node.value!r}"
+    names = {ast.Lambda: "a lambda", ast.ListComp: "a comprehension", ast.GeneratorExp: "a comprehension",
+             ast.DictComp: "a comprehension", ast.SetComp: "a comprehension", ast.List: "a list",
+             ast.Dict: "a dict", ast.Tuple: "a tuple", ast.BoolOp: "'and'/'or'", ast.IfExp: "'if ... else'",
+             ast.NamedExpr: "':='", ast.Starred: "'*'", ast.JoinedStr: "a string", ast.Await: "'await'"}
+    return names.get(type(node), f"'{type(node).__name__}'")
+
+
+def _suggest(name: str, choices) -> str | None:
+    import difflib
+    close = difflib.get_close_matches(name, list(choices), n=1)
+    return f"did you mean {close[0]!r}?" if close else None
+
+
+def names_used(node: Node) -> set[str]:
+    """Every name the tree refers to."""
+    if isinstance(node, Name):
+        return {node.id}
+    out: set[str] = set()
+    for child in _children(node):
+        out |= names_used(child)
+    return out
+
+
+def _children(node: Node) -> tuple[Node, ...]:
+    if isinstance(node, Neg):
+        return (node.operand,)
+    if isinstance(node, (BinOp, Compare)):
+        return (node.left, node.right)
+    if isinstance(node, Call):
+        return node.args
+    if isinstance(node, Index):
+        return (node.base,)
+    return ()
+
+
+# --- the math reading ---------------------------------------------------------------------
+
+def to_math(node: Node, env: Mapping[str, Arr]) -> Arr:
+    """The SymPy meaning of ``node``: an object array of SymPy expressions."""
+    try:
+        return _math(node, env)
+    except ExpressionError:
+        raise
+    except (ValueError, IndexError, TypeError) as err:
+        raise ExpressionError(_shape_message(err), node.pos) from None
+
+
+def _shape_message(err: Exception) -> str:
+    text = str(err)
+    if "broadcast" in text or "shape" in text or "matmul" in text or "dimension" in text:
+        return f"shapes do not fit: {text}"
+    return text
+
+
+def _math(node: Node, env: Mapping[str, Arr]) -> Arr:
+    if isinstance(node, Num):
+        return arr(sp.Rational(node.value.numerator, node.value.denominator))
+    if isinstance(node, Name):
+        if node.id in env:
+            return env[node.id]
+        if node.id in CONSTANTS:
+            return arr(CONSTANTS[node.id][0])
+        raise ExpressionError(f"unknown name {node.id!r}", node.pos,
+                              _suggest(node.id, list(env) + list(CONSTANTS)))
+    if isinstance(node, Neg):
+        return arr(-_math(node.operand, env))
+    if isinstance(node, BinOp):
+        a, b = _math(node.left, env), _math(node.right, env)
+        try:
+            return _math_binop(node.op, a, b)
+        except ValueError as err:
+            raise ExpressionError(f"shapes {list(a.shape)} and {list(b.shape)} do not fit for "
+                                  f"'{node.op}'", node.pos) from err
+    if isinstance(node, Compare):
+        a, b = _math(node.left, env), _math(node.right, env)
+        ops = {"<": sp.Lt, "<=": sp.Le, ">": sp.Gt, ">=": sp.Ge}
+        return arr(np.frompyfunc(ops[node.op], 2, 1)(a, b))
+    if isinstance(node, Call):
+        func = LIBRARY[node.func]
+        args = [_math(a, env) for a in node.args]
+        kwargs = {"dim": node.dim} if node.dim is not None else {}
+        try:
+            return arr(func.math(*args, **kwargs))
+        except ExpressionError as err:
+            raise ExpressionError(err.message, node.pos, err.hint) from None
+        except (ValueError, IndexError, np.exceptions.AxisError) as err:
+            raise ExpressionError(f"{node.func}(): {_shape_message(err)}", node.pos) from None
+    if isinstance(node, Index):
+        base = _math(node.base, env)
+        if len(node.index) > base.ndim:
+            raise ExpressionError(f"too many indices for a value of shape {list(base.shape)}", node.pos)
+        try:
+            _check_bounds(node.index, base.shape)
+            return arr(base[node.index])
+        except IndexError as err:
+            raise ExpressionError(f"index out of range: {err}", node.pos) from None
+    raise ExpressionError(f"cannot read {type(node).__name__}", node.pos)
+
+
+def _check_bounds(index: tuple, shape: tuple) -> None:
+    for i, n in zip(index, shape):
+        if isinstance(i, int) and not -n <= i < n:
+            raise IndexError(f"index {i} for a dimension of size {n}")
+
+
+def _math_binop(op: str, a: Arr, b: Arr) -> Arr:
+    if op == "+":
+        return arr(a + b)
+    if op == "-":
+        return arr(a - b)
+    if op == "*":
+        return arr(a * b)
+    if op == "/":
+        return arr(a / b)
+    if op == "**":
+        _guard_power(a, b)
+        return arr(a ** b)
+    if op == "@":
+        if a.ndim == 0 or b.ndim == 0:
+            raise ValueError("@ needs vectors or matrices")
+        return arr(np.matmul(a, b))
+    raise ValueError(op)
+
+
+def _guard_power(a: Arr, b: Arr) -> None:
+    """Refuse constant powers whose exact value would be astronomically large."""
+    for base, exp in zip(np.broadcast_to(a, np.broadcast_shapes(a.shape, b.shape)).ravel(),
+                         np.broadcast_to(b, np.broadcast_shapes(a.shape, b.shape)).ravel()):
+        if isinstance(base, sp.Number) and isinstance(exp, sp.Number) and base != 0:
+            digits = abs(float(exp)) * max(abs(float(sp.log(abs(base), 10).evalf(5))), 1.0)
+            if digits > MAX_POWER_DIGITS:
+                raise ExpressionError(f"the constant power {base}**{exp} is too large to compute exactly")
+
+
+# --- the torch reading --------------------------------------------------------------------
+
+TorchFn = Callable[[Mapping[str, Any]], Any]
+
+
+def to_torch(node: Node) -> TorchFn:
+    """The torch meaning of ``node``: a function of an environment (name -> tensor)."""
+    if isinstance(node, Num):
+        value = int(node.value) if node.is_int else float(node.value)
+        return lambda env: value
+    if isinstance(node, Name):
+        name = node.id
+        if name in CONSTANTS:
+            value = CONSTANTS[name][1]
+            return lambda env: value
+        return lambda env: env[name]
+    if isinstance(node, Neg):
+        inner = to_torch(node.operand)
+        return lambda env: -inner(env)
+    if isinstance(node, BinOp):
+        left, right = to_torch(node.left), to_torch(node.right)
+        op = _TORCH_BINOPS[node.op]
+        return lambda env: op(left(env), right(env))
+    if isinstance(node, Compare):
+        left, right = to_torch(node.left), to_torch(node.right)
+        op = _TORCH_CMPOPS[node.op]
+        return lambda env: op(_tensorize(left(env), env), right(env))
+    if isinstance(node, Call):
+        func = LIBRARY[node.func]
+        args = [to_torch(a) for a in node.args]
+        kwargs = {"dim": node.dim} if node.dim is not None else {}
+        numbers = set(func.number_args)
+
+        def call(env):
+            values = [a(env) if i in numbers else _tensorize(a(env), env) for i, a in enumerate(args)]
+            return func.torch(*values, **kwargs)
+        return call
+    if isinstance(node, Index):
+        base, index = to_torch(node.base), node.index
+        return lambda env: base(env)[index]
+    raise ExpressionError(f"cannot read {type(node).__name__}", node.pos)
+
+
+DTYPE_KEY = "_dtype"  # the environment entry naming the dtype under test (no user name starts with _)
+
+
+def _tensorize(x, env):
+    """Library functions get tensors: a bare number becomes a 0-d tensor of the dtype under
+    test, so that it never promotes the computation to another dtype."""
+    if isinstance(x, torch.Tensor):
+        return x
+    return torch.tensor(x, dtype=env[DTYPE_KEY])
+
+
+_TORCH_BINOPS = {
+    "+": lambda a, b: a + b, "-": lambda a, b: a - b, "*": lambda a, b: a * b,
+    "/": lambda a, b: a / b, "**": lambda a, b: a ** b, "@": lambda a, b: a @ b,
+}
+_TORCH_CMPOPS = {"<": lambda a, b: a < b, "<=": lambda a, b: a <= b,
+                 ">": lambda a, b: a > b, ">=": lambda a, b: a >= b}

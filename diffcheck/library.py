@@ -1,0 +1,292 @@
+"""The function library of the case language: every function with its two meanings.
+
+Each :class:`Func` keeps side by side the mathematical definition (SymPy, applied to numpy
+object arrays of SymPy scalars) and the torch function that implements it (torch's own
+kernel, so diffcheck tests torch's real backward formulas). The table is data; a function
+that is not one-to-one has a small helper next to its row.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import numpy as np
+import sympy as sp
+import torch
+import torch.nn.functional as F
+
+from .errors import ExpressionError
+
+Arr = np.ndarray  # numpy object array of SymPy expressions (0-d for a scalar)
+
+
+def arr(x: Any) -> Arr:
+    """``x`` as a numpy object array (0-d for a scalar)."""
+    if isinstance(x, np.ndarray):
+        return x if x.dtype == object else x.astype(object)
+    out = np.empty((), dtype=object)
+    out[()] = sp.sympify(x) if isinstance(x, (int, float)) else x
+    return out
+
+
+def elementwise(fn: Callable[..., sp.Expr]) -> Callable[..., Arr]:
+    """Lift a SymPy scalar function to object arrays, broadcasting its arguments."""
+    ufunc = np.frompyfunc(fn, 1, 1)
+
+    def apply(a: Arr) -> Arr:
+        return arr(ufunc(a))
+
+    return apply
+
+
+def elementwise2(fn: Callable[[sp.Expr, sp.Expr], sp.Expr]) -> Callable[[Arr, Arr], Arr]:
+    ufunc = np.frompyfunc(fn, 2, 1)
+    return lambda a, b: arr(ufunc(a, b))
+
+
+def _reduce_sum(a: Arr, dim: int | None = None, keepdims: bool = False) -> Arr:
+    if a.ndim == 0:
+        return a
+    if dim is None:
+        return arr(sp.Add(*a.ravel()))
+    moved = np.moveaxis(a, dim, -1)
+    out = np.empty(moved.shape[:-1], dtype=object)
+    for idx in np.ndindex(out.shape):
+        out[idx] = sp.Add(*moved[idx])
+    if keepdims:
+        out = np.expand_dims(out, dim if dim >= 0 else a.ndim + dim)
+    return arr(out)
+
+
+def _count(a: Arr, dim: int | None) -> int:
+    return a.size if dim is None else a.shape[dim]
+
+
+def _need_ndim(name: str, a: Arr, ndims: tuple[int, ...]) -> None:
+    if a.ndim not in ndims:
+        want = " or ".join(f"{n}-d" for n in ndims)
+        raise ExpressionError(f"{name}() needs a {want} argument, got shape {list(a.shape)}")
+
+
+# --- math meanings that are more than an elementwise SymPy function ---------------------
+
+def _sigmoid(x):
+    return 1 / (1 + sp.exp(-x))
+
+
+def _softplus(x):
+    return sp.log(1 + sp.exp(x))
+
+
+def _gelu(x):
+    return x * (1 + sp.erf(x / sp.sqrt(2))) / 2
+
+
+def _silu(x):
+    return x / (1 + sp.exp(-x))
+
+
+def _elu(x):
+    return sp.Piecewise((x, x > 0), (sp.exp(x) - 1, True))
+
+
+def _math_softmax(a: Arr, dim: int = -1) -> Arr:
+    _need_ndim("softmax", a, (1, 2, 3))
+    e = elementwise(sp.exp)(a)
+    return arr(e / _reduce_sum(e, dim, keepdims=True))
+
+
+def _math_logsumexp(a: Arr, dim: int = -1, keepdims: bool = False) -> Arr:
+    _need_ndim("logsumexp", a, (1, 2, 3))
+    return elementwise(sp.log)(_reduce_sum(elementwise(sp.exp)(a), dim, keepdims))
+
+
+def _math_log_softmax(a: Arr, dim: int = -1) -> Arr:
+    return arr(a - _math_logsumexp(a, dim, keepdims=True))
+
+
+def _math_mean(a: Arr, dim: int | None = None) -> Arr:
+    return arr(_reduce_sum(a, dim) / sp.Integer(_count(a, dim)))
+
+
+def _math_dot(a: Arr, b: Arr) -> Arr:
+    _need_ndim("dot", a, (1,))
+    _need_ndim("dot", b, (1,))
+    if a.shape != b.shape:
+        raise ExpressionError(f"dot() needs vectors of one length, got {a.shape[0]} and {b.shape[0]}")
+    return _reduce_sum(arr(a * b))
+
+
+def _math_outer(a: Arr, b: Arr) -> Arr:
+    _need_ndim("outer", a, (1,))
+    _need_ndim("outer", b, (1,))
+    return arr(a[:, None] * b[None, :])
+
+
+def _math_diag(a: Arr) -> Arr:
+    _need_ndim("diag", a, (1, 2))
+    if a.ndim == 1:
+        out = np.full((a.size, a.size), sp.Integer(0), dtype=object)
+        for i, v in enumerate(a):
+            out[i, i] = v
+        return out
+    return arr(np.array([a[i, i] for i in range(min(a.shape))], dtype=object))
+
+
+def _math_transpose(a: Arr) -> Arr:
+    _need_ndim("transpose", a, (2,))
+    return arr(a.T)
+
+
+def _math_where(cond: Arr, a: Arr, b: Arr) -> Arr:
+    pick = np.frompyfunc(lambda c, x, y: sp.Piecewise((x, c), (y, True)), 3, 1)
+    return arr(pick(cond, a, b))
+
+
+def _math_mse(a: Arr, b: Arr) -> Arr:
+    return _math_mean(arr((a - b) ** 2))
+
+
+def _math_sse(a: Arr, b: Arr) -> Arr:
+    return _reduce_sum(arr((a - b) ** 2))
+
+
+def _target_kind(logits_shape: tuple, target_shape: tuple) -> str:
+    if target_shape == logits_shape:
+        return "probabilities"
+    if target_shape == logits_shape[:-1]:
+        return "indices"
+    raise ExpressionError(
+        f"cross_entropy() target of shape {list(target_shape)} fits neither logits of shape "
+        f"{list(logits_shape)} (probabilities) nor its batch shape {list(logits_shape[:-1])} (class indices)")
+
+
+def _math_cross_entropy(logits: Arr, target: Arr) -> Arr:
+    _need_ndim("cross_entropy", logits, (1, 2))
+    logp = _math_log_softmax(logits, -1)
+    if _target_kind(logits.shape, target.shape) == "probabilities":
+        per_row = arr(-_reduce_sum(arr(target * logp), -1))
+    else:
+        per_row = np.empty(target.shape, dtype=object)
+        for idx in np.ndindex(target.shape):
+            k = target[idx]
+            if not (isinstance(k, sp.Integer) or (isinstance(k, sp.Number) and k == int(k))):
+                raise ExpressionError("cross_entropy() class-index target must hold whole numbers "
+                                      "(give it as a constant)")
+            k = int(k)
+            if not 0 <= k < logits.shape[-1]:
+                raise ExpressionError(f"cross_entropy() class index {k} is out of range for "
+                                      f"{logits.shape[-1]} classes")
+            per_row[idx] = -logp[idx + (k,)]
+        per_row = arr(per_row)
+    return _math_mean(per_row) if per_row.ndim else per_row
+
+
+# --- torch meanings that are more than one call ------------------------------------------
+
+def _t(x, like: torch.Tensor):
+    """A Python number as a tensor of ``like``'s dtype and device (torch.maximum etc. want tensors)."""
+    if isinstance(x, torch.Tensor):
+        return x
+    return torch.as_tensor(x, dtype=like.dtype, device=like.device)
+
+
+def _pair(fn):
+    def apply(a, b):
+        if not isinstance(a, torch.Tensor):
+            a = _t(a, b)
+        return fn(a, _t(b, a))
+    return apply
+
+
+def _torch_sum(x, dim=None):
+    return torch.sum(x) if dim is None else torch.sum(x, dim=dim)
+
+
+def _torch_mean(x, dim=None):
+    return torch.mean(x) if dim is None else torch.mean(x, dim=dim)
+
+
+def _torch_step(x):
+    return torch.heaviside(x, torch.zeros_like(x))
+
+
+def _torch_where(cond, a, b):
+    like = a if isinstance(a, torch.Tensor) else b
+    return torch.where(cond, _t(a, like), _t(b, like))
+
+
+def _torch_cross_entropy(logits, target):
+    if target.shape == logits.shape:
+        return F.cross_entropy(logits, target)
+    return F.cross_entropy(logits, target.round().long())
+
+
+@dataclass(frozen=True)
+class Func:
+    """A library function: its math meaning on object arrays and its torch meaning."""
+
+    name: str
+    math: Callable[..., Arr]
+    torch: Callable[..., Any]
+    nargs: tuple[int, int] = (1, 1)
+    dim: bool = False            # accepts ``dim=``
+    number_args: tuple[int, ...] = ()  # positions that must be plain numbers (e.g. a slope)
+    doc: str = ""
+
+
+def _elem(name: str, sym: Callable, tfn: Callable, doc: str = "") -> Func:
+    return Func(name, elementwise(sym), tfn, doc=doc or f"{name}(x), elementwise")
+
+
+LIBRARY: dict[str, Func] = {f.name: f for f in [
+    # elementary
+    _elem("exp", sp.exp, torch.exp),
+    _elem("log", sp.log, torch.log),
+    _elem("sqrt", sp.sqrt, torch.sqrt),
+    _elem("abs", sp.Abs, torch.abs),
+    _elem("sin", sp.sin, torch.sin),
+    _elem("cos", sp.cos, torch.cos),
+    _elem("tan", sp.tan, torch.tan),
+    _elem("sinh", sp.sinh, torch.sinh),
+    _elem("cosh", sp.cosh, torch.cosh),
+    _elem("tanh", sp.tanh, torch.tanh),
+    _elem("asinh", sp.asinh, torch.asinh),
+    _elem("atan", sp.atan, torch.atan),
+    _elem("erf", sp.erf, torch.erf),
+    # activations
+    _elem("sigmoid", _sigmoid, torch.sigmoid, "1/(1+e^-x)"),
+    _elem("relu", lambda x: sp.Max(0, x), torch.relu, "max(0, x)"),
+    _elem("step", lambda x: sp.Heaviside(x, 0), _torch_step, "Heaviside step, 0 at 0"),
+    _elem("softplus", _softplus, F.softplus, "log(1+e^x)"),
+    _elem("gelu", _gelu, F.gelu, "x·Φ(x)"),
+    _elem("silu", _silu, F.silu, "x·sigmoid(x)"),
+    _elem("elu", _elu, F.elu, "x if x>0 else e^x-1"),
+    Func("leaky_relu", lambda x, s: arr(np.frompyfunc(
+        lambda v: sp.Piecewise((v, v > 0), (s[()] * v, True)), 1, 1)(x)),
+        lambda x, s: F.leaky_relu(x, float(s)), (2, 2), number_args=(1,),
+        doc="x if x>0 else slope·x"),
+    # vectors
+    Func("sum", lambda a, dim=None: _reduce_sum(a, dim), _torch_sum, dim=True),
+    Func("mean", _math_mean, _torch_mean, dim=True),
+    Func("dot", _math_dot, torch.dot, (2, 2)),
+    Func("outer", _math_outer, torch.outer, (2, 2)),
+    Func("diag", _math_diag, torch.diag),
+    Func("transpose", _math_transpose, lambda a: torch.transpose(a, 0, 1)),
+    Func("maximum", elementwise2(lambda a, b: sp.Max(a, b)), _pair(torch.maximum), (2, 2)),
+    Func("minimum", elementwise2(lambda a, b: sp.Min(a, b)), _pair(torch.minimum), (2, 2)),
+    Func("where", _math_where, _torch_where, (3, 3)),
+    # probability
+    Func("softmax", _math_softmax, lambda x, dim=-1: torch.softmax(x, dim=dim), dim=True),
+    Func("log_softmax", _math_log_softmax, lambda x, dim=-1: torch.log_softmax(x, dim=dim), dim=True),
+    Func("logsumexp", _math_logsumexp, lambda x, dim=-1: torch.logsumexp(x, dim=dim), dim=True),
+    # losses
+    Func("mse", _math_mse, F.mse_loss, (2, 2), doc="mean((a-b)^2)"),
+    Func("sse", _math_sse, lambda a, b: F.mse_loss(a, b, reduction="sum"), (2, 2), doc="sum((a-b)^2)"),
+    Func("cross_entropy", _math_cross_entropy, _torch_cross_entropy, (2, 2)),
+]}
+
+#: named constants of the case language: (math meaning, torch meaning)
+CONSTANTS: dict[str, tuple[sp.Expr, float]] = {"pi": (sp.pi, math.pi), "E": (sp.E, math.e)}

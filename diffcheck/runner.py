@@ -1,0 +1,127 @@
+"""Running many cases: load, filter, check each under its time limit, collect a RunReport.
+
+Bad input never loses other results: a case that fails to compile becomes a case-file error
+and the other cases still run; an unexpected exception inside one case is recorded as an
+internal error for that case, and the run goes on.
+"""
+
+from __future__ import annotations
+
+import platform
+import signal
+import threading
+import time
+import traceback
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+from . import __version__
+from .case import Case
+from .check import CheckOptions, check_case
+from .errors import CaseFileError, CaseTimeout
+from .keyword import matches
+from .loader import load_paths
+from .results import ERROR, CaseReport, Result, RunReport
+
+
+@dataclass
+class RunOptions:
+    keyword: str | None = None
+    dtypes: tuple[str, ...] = ()
+    seed: int | None = None
+    fail_fast: bool = False
+    verbose: int = 0
+    device: str = "cpu"
+    search: bool = False
+    jobs: int = 1
+    cache: bool = True
+
+    def check_options(self) -> CheckOptions:
+        return CheckOptions(dtypes=self.dtypes, seed=self.seed, device=self.device, verbose=self.verbose)
+
+
+def versions() -> dict[str, str]:
+    import sympy
+    import torch
+    return {"diffcheck": __version__, "torch": torch.__version__, "sympy": sympy.__version__,
+            "python": platform.python_version()}
+
+
+def list_cases(paths: Sequence[str], keyword: str | None = None) -> tuple[list[Case], list[CaseFileError]]:
+    """The cases under ``paths`` (filtered by a -k expression) and the case-file errors."""
+    cases, errors = load_paths(paths)
+    if keyword:
+        cases = [c for c in cases if matches(keyword, c.name)]
+    return cases, errors
+
+
+@contextmanager
+def time_limit(seconds: float):
+    """Raise CaseTimeout in this thread after ``seconds`` (main thread on POSIX only)."""
+    usable = hasattr(signal, "SIGALRM") and threading.current_thread() is threading.main_thread()
+    if not usable or seconds <= 0:
+        yield
+        return
+
+    def expire(signum, frame):
+        raise CaseTimeout(f"the case ran longer than its time limit of {seconds:g} s")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def run_case(case: Case, options: RunOptions) -> tuple[CaseReport | None, CaseFileError | None, str | None]:
+    """Check one case: (report, case-file error, internal error text) — exactly one is set,
+    except that a timed-out case gives a report holding an error result."""
+    try:
+        with time_limit(case.timeout):
+            return check_case(case, options.check_options()), None, None
+    except CaseFileError as err:
+        return None, err, None
+    except CaseTimeout as err:
+        report = CaseReport(name=case.name, file=case.file, description=case.description, expr=case.expr)
+        report.results.append(Result(case=case.name, file=case.file, check="case", mode=None, dtype=None,
+                                     status=ERROR, message=str(err)))
+        return report, None, None
+    except MemoryError:
+        report = CaseReport(name=case.name, file=case.file, expr=case.expr)
+        report.results.append(Result(case=case.name, file=case.file, check="case", mode=None, dtype=None,
+                                     status=ERROR, message="the case ran out of memory"))
+        return report, None, None
+    except Exception:  # a bug in diffcheck: keep the other cases, report it as internal
+        return None, None, f"case {case.name!r} ({case.file}): {traceback.format_exc(limit=8)}"
+
+
+def run(paths: Sequence[str], options: RunOptions | None = None,
+        progress: Callable[[CaseReport], None] | None = None) -> RunReport:
+    """Load every case under ``paths``, check them, and return the whole run."""
+    options = options or RunOptions()
+    start = time.perf_counter()
+    report = RunReport(seed=options.seed, versions=versions())
+    try:
+        cases, errors = list_cases(paths, options.keyword)
+    except ValueError as err:  # a bad -k expression
+        report.errors.append(CaseFileError(str(err)))
+        return report
+    report.errors.extend(errors)
+    for case in cases:
+        case_report, error, internal = run_case(case, options)
+        if error is not None:
+            report.errors.append(error)
+        if internal is not None:
+            report.internal_errors.append(internal)
+        if case_report is not None:
+            report.cases.append(case_report)
+            report.results.extend(case_report.results)
+            if progress is not None:
+                progress(case_report)
+            if options.fail_fast and case_report.status == "fail":
+                break
+    report.seconds = time.perf_counter() - start
+    return report

@@ -1,0 +1,246 @@
+"""Compiling a case: its tree read as mathematics, the exact derivatives it asks for, and
+its torch implementation.
+
+:func:`compile_case` turns a :class:`~diffcheck.case.Case` into a :class:`CompiledCase`, or
+raises a :class:`CaseFileError` placed at the offending file, line and column. Variables and
+constants become SymPy symbols (one per element, real), so that the exact function is
+evaluated at exactly the inputs and data torch sees in the dtype under test.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+import sympy as sp
+
+from .case import Case, Check
+from .errors import CaseFileError, ExpressionError
+from .language import DTYPE_KEY, Node, names_used, parse, to_math, to_torch
+from .library import Arr, arr
+from .torchexpr import compile_torch
+
+
+@dataclass
+class Target:
+    """Exact expressions for one check, flattened row-major: rows are output entries,
+    columns input entries (``cols == ["value"]`` for the value check)."""
+
+    label: str
+    exprs: list[sp.Expr]
+    rows: list[str]
+    cols: list[str]
+    wrt: str | None = None  # for intermediates: the let step
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return len(self.rows), len(self.cols)
+
+    def entry(self, j: int) -> str:
+        r, c = divmod(j, len(self.cols))
+        if self.label == "value":
+            return self.rows[r]
+        order = {"hessian": "²", "derivative2": "²", "derivative3": "³"}.get(self.label, "")
+        if self.label.startswith("derivative") and self.label[10:].isdigit() and int(self.label[10:]) > 3:
+            order = f"^{self.label[10:]}"
+        return f"∂{order}{self.rows[r]} / ∂{self.cols[c]}"
+
+
+def symbols_for(name: str, shape: tuple[int, ...]) -> Arr:
+    """One real SymPy symbol per element: ``x`` for a scalar, ``x_0``, ``X_0_1`` otherwise."""
+    if not shape:
+        return arr(sp.Symbol(name, real=True))
+    out = np.empty(shape, dtype=object)
+    for idx in np.ndindex(shape):
+        out[idx] = sp.Symbol(f"{name}_{'_'.join(map(str, idx))}", real=True)
+    return out
+
+
+def entry_names(name: str, shape: tuple[int, ...]) -> list[str]:
+    if not shape:
+        return [name]
+    return [f"{name}[{','.join(map(str, idx))}]" for idx in np.ndindex(shape)]
+
+
+@dataclass
+class CompiledCase:
+    """A case ready to check: math meaning, symbols, and the torch implementation."""
+
+    case: Case
+    var_symbols: dict[str, Arr]
+    const_symbols: dict[str, Arr]
+    const_values: dict[str, np.ndarray]
+    let_math: dict[str, Arr]
+    output: Arr
+    checks: tuple[Check, ...]
+    trees: dict[str, Node]
+    torch_output: Callable[[Mapping[str, Any]], Any]
+    torch_let: list[tuple[str, Callable[[Mapping[str, Any]], Any]]]
+    _targets: dict[str, list[Target]] = field(default_factory=dict)
+
+    @property
+    def symbols(self) -> list[sp.Symbol]:
+        """Every scalar symbol in evaluation order: variables, then constants."""
+        out: list[sp.Symbol] = []
+        for a in list(self.var_symbols.values()) + list(self.const_symbols.values()):
+            out.extend(a.ravel())
+        return out
+
+    @property
+    def out_shape(self) -> tuple[int, ...]:
+        return self.output.shape
+
+    def input_names(self) -> list[str]:
+        cols: list[str] = []
+        for v in self.case.variables:
+            cols += entry_names(v.name, v.shape)
+        return cols
+
+    def output_names(self) -> list[str]:
+        return entry_names("y", self.out_shape)
+
+    def forward(self, variables: Sequence[Any], constants: Mapping[str, Any], dtype,
+                on_let: Callable[[str, Any], Any] | None = None):
+        """The torch implementation at one point (or a vmapped batch)."""
+        env: dict[str, Any] = {DTYPE_KEY: dtype, **constants}
+        env.update(zip((v.name for v in self.case.variables), variables))
+        for name, fn in self.torch_let:
+            value = fn(env)
+            if on_let is not None:
+                on_let(name, value)
+            env[name] = value
+        return self.torch_output(env)
+
+    def targets(self, check: Check) -> list[Target]:
+        """The exact expressions a check compares against (cached)."""
+        key = f"{check.kind}{check.order}"
+        if key not in self._targets:
+            self._targets[key] = _targets(self, check)
+        return self._targets[key]
+
+    def value_target(self) -> Target:
+        if "value" not in self._targets:
+            self._targets["value"] = [Target("value", list(self.output.ravel()), self.output_names(), ["value"])]
+        return self._targets["value"][0]
+
+
+def _flat_vars(c: CompiledCase) -> list[sp.Symbol]:
+    out: list[sp.Symbol] = []
+    for a in c.var_symbols.values():
+        out.extend(a.ravel())
+    return out
+
+
+def _jacobian(outputs: Sequence[sp.Expr], wrt: Sequence[sp.Symbol]) -> list[sp.Expr]:
+    return [sp.diff(f, x) for f in outputs for x in wrt]
+
+
+def _targets(c: CompiledCase, check: Check) -> list[Target]:
+    outs = list(c.output.ravel())
+    xs = _flat_vars(c)
+    if check.kind in ("gradient", "jacobian"):
+        return [Target(check.kind, _jacobian(outs, xs), c.output_names(), c.input_names())]
+    if check.kind == "hessian":
+        grad = _jacobian(outs, xs)
+        return [Target("hessian", _jacobian(grad, xs), c.input_names(), c.input_names())]
+    if check.kind == "derivative":
+        expr = outs[0]
+        for _ in range(check.order):
+            expr = sp.diff(expr, xs[0])
+        return [Target(check.label, [expr], c.output_names(), c.input_names())]
+    if check.kind == "intermediates":
+        return [_intermediate(c, name) for name in c.let_math]
+    raise ValueError(check.kind)
+
+
+def _intermediate(c: CompiledCase, step: str) -> Target:
+    """d output / d step, holding everything computed before the step fixed: the later
+    steps and the output are rebuilt with the step replaced by fresh symbols."""
+    shape = c.let_math[step].shape
+    fresh = symbols_for(f"__{step}", shape)
+    env = {**c.var_symbols, **c.const_symbols}
+    after = False
+    for name, tree_key in ((n, f"let.{n}") for n in c.let_math):
+        if name == step:
+            env[name] = fresh
+            after = True
+        elif after:
+            env[name] = to_math(c.trees[tree_key], env)
+        else:
+            env[name] = c.let_math[name]
+    out = to_math(c.trees["expr"], env)
+    subs = dict(zip(fresh.ravel(), c.let_math[step].ravel()))
+    exprs = [sp.diff(f, z).xreplace(subs) for f in out.ravel() for z in fresh.ravel()]
+    return Target("intermediates", exprs, c.output_names(), entry_names(step, shape), wrt=step)
+
+
+def _const_array(value: Any) -> np.ndarray:
+    return np.asarray(value, dtype=np.float64)
+
+
+def compile_case(case: Case) -> CompiledCase:
+    """Parse and read every expression of ``case``; raise CaseFileError on any problem."""
+    var_symbols = {v.name: symbols_for(v.name, v.shape) for v in case.variables}
+    const_values = {}
+    for name, value in case.constants.items():
+        try:
+            const_values[name] = _const_array(value)
+        except (ValueError, TypeError):
+            raise CaseFileError(f"constant {name!r} is not a number or a rectangular nested list",
+                                case.where(f"constants.{name}"), case=case.name) from None
+    const_symbols = {n: symbols_for(n, v.shape) for n, v in const_values.items()}
+    env: dict[str, Arr] = {**var_symbols, **const_symbols}
+    trees: dict[str, Node] = {}
+    let_math: dict[str, Arr] = {}
+    torch_let = []
+
+    def read(key: str, text: str) -> Arr:
+        try:
+            tree = parse(text)
+            trees[key] = tree
+            return to_math(tree, env)
+        except ExpressionError as err:
+            raise _placed(err, case, key) from None
+
+    for name, text in case.let:
+        let_math[name] = read(f"let.{name}", text)
+        env[name] = let_math[name]
+        torch_let.append((name, to_torch(trees[f"let.{name}"])))
+    output = read("expr", case.expr)
+
+    if case.torch is not None:
+        names = set(var_symbols) | set(const_values) | set(let_math)
+        try:
+            torch_output = compile_torch(case.torch, names, case.imports)
+        except ExpressionError as err:
+            raise _placed(err, case, "torch") from None
+    else:
+        torch_output = to_torch(trees["expr"])
+
+    checks = case.checks if case.checks is not None else (
+        (Check("gradient"),) if output.ndim == 0 else (Check("jacobian"),))
+    _validate_checks(case, checks, output, let_math)
+    return CompiledCase(case, var_symbols, const_symbols, const_values, let_math, output, checks,
+                        trees, torch_output, torch_let)
+
+
+def _placed(err: ExpressionError, case: Case, key: str) -> CaseFileError:
+    loc = case.where(key)
+    return CaseFileError(f"in `{key}` of case {case.name!r}: {err.message}",
+                         loc.shifted(err.offset) if loc.line > 0 else loc, err.hint, case=case.name)
+
+
+def _validate_checks(case: Case, checks, output: Arr, let_math) -> None:
+    where = case.where("check")
+    for check in checks:
+        if check.kind in ("gradient", "hessian") and output.ndim != 0:
+            raise CaseFileError(f"`{check.kind}` needs a scalar output, but `expr` has shape {list(output.shape)}",
+                                where, "use `jacobian` for a vector output", case=case.name)
+        if check.kind == "derivative":
+            if output.ndim != 0 or len(case.variables) != 1 or case.variables[0].shape:
+                raise CaseFileError("`{derivative: n}` needs a scalar function of one scalar variable",
+                                    where, case=case.name)
+        if check.kind == "intermediates" and not let_math:
+            raise CaseFileError("`intermediates` needs `let` steps", where, "add a `let:` mapping",
+                                case=case.name)
