@@ -31,6 +31,7 @@ class CheckOptions:
     seed: int | None = None
     device: str = "cpu"
     verbose: int = 0
+    search: bool = False  # hunt for failing points with Hypothesis (diffcheck.search)
 
 
 @dataclass

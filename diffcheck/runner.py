@@ -38,7 +38,8 @@ class RunOptions:
     cache: bool = True
 
     def check_options(self) -> CheckOptions:
-        return CheckOptions(dtypes=self.dtypes, seed=self.seed, device=self.device, verbose=self.verbose)
+        return CheckOptions(dtypes=self.dtypes, seed=self.seed, device=self.device, verbose=self.verbose,
+                            search=self.search)
 
 
 def versions() -> dict[str, str]:
