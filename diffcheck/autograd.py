@@ -37,7 +37,8 @@ class TorchRaised(Exception):
 
 
 _NOT_DIFF_MARKERS = ("not implemented", "does not require grad", "does not have a grad_fn",
-                     "not differentiable", "no gradient", "derivative for", "differentiated")
+                     "not differentiable", "no gradient", "derivative for", "differentiated",
+                     "forward AD with")
 
 
 def classify_error(err: Exception) -> Exception:

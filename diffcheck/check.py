@@ -14,6 +14,7 @@ import sympy as sp
 from . import compare as cmp
 from .autograd import CannotDifferentiate, TorchRaised, Torchside
 from .case import Case
+from .kinks import SidedEvaluator, convention, find_kinks, limit_sides, one_sided
 from .points import PointSet, draw, validate_points
 from .reference import Evaluator
 from .results import (ERROR, FAILING, NOT_DIFFERENTIABLE, PASS, XFAIL, XPASS, CaseReport, Result,
@@ -47,6 +48,18 @@ class _Context:
     points: PointSet
     torchside: Torchside
     refs: dict[str, _Reference] = field(default_factory=dict)
+    sided: dict[str, SidedEvaluator] = field(default_factory=dict)
+
+    def sided_evaluator(self, target: Target) -> SidedEvaluator:
+        key = f"{target.label}:{target.wrt}"
+        if key not in self.sided:
+            self.sided[key] = SidedEvaluator(target.exprs, self.compiled.symbols)
+        return self.sided[key]
+
+    @property
+    def moving_columns(self) -> list[int]:
+        """Columns of the evaluation matrix that hold the variables' elements."""
+        return list(range(self.points.matrix().shape[1]))
 
 
 def check_case(case: Case, options: CheckOptions | None = None) -> CaseReport:
@@ -69,6 +82,9 @@ def check_case(case: Case, options: CheckOptions | None = None) -> CaseReport:
 def check_dtype(compiled: CompiledCase, dtype: str, options: CheckOptions) -> list[Result]:
     case = compiled.case
     points = draw(case, dtype, options.seed)
+    derivative_exprs = [e for check in compiled.checks if check.kind != "intermediates"
+                        for t in compiled.targets(check) for e in t.exprs]
+    points = points.with_kinks(find_kinks(compiled, derivative_exprs), dtype)
     ctx = _Context(compiled, dtype, points, Torchside(compiled, dtype, points, options.device))
     results = [_run(ctx, compiled.value_target(), "value", None)]
     for check in compiled.checks:
@@ -116,7 +132,13 @@ def _run(ctx: _Context, target: Target, label: str, mode: str | None) -> Result:
         return result
     ref = _reference(ctx, target)
     override = case.tolerance.get(ctx.dtype, case.tolerance.get("*"))
-    comparison = cmp.compare(ref.values, ref.kinds, got, ctx.dtype, override)
+    intervals = _kink_intervals(ctx, target)
+    comparison = cmp.compare(ref.values, ref.kinds, got, ctx.dtype, override, intervals)
+    if intervals is not None:
+        result.details["kinks"] = _kink_details(ctx, target, intervals, got, comparison)
+    singular = _singular_details(ctx, target, ref, got)
+    if singular:
+        result.details["singular"] = singular
     result.status = cmp.status_of(comparison.counts)
     result.points = comparison.compared
     result.max_abs_error, result.max_rel_error, result.max_ulp_error = (
@@ -133,6 +155,66 @@ def _run(ctx: _Context, target: Target, label: str, mode: str | None) -> Result:
     result.details["tolerance_ratio"] = comparison.worst_ratio
     result.seconds = time.perf_counter() - start
     return result
+
+
+def _matrix_row(ctx: _Context, i: int) -> np.ndarray:
+    c = ctx.compiled
+    consts = [_rounded(v, ctx.dtype).reshape(-1) for v in c.const_values.values()]
+    return np.concatenate([ctx.points.matrix()[i]] + consts)
+
+
+def _kink_intervals(ctx: _Context, target: Target) -> np.ndarray | None:
+    """(P, n, 2) one-sided limits at the kink points, NaN where the entry is continuous."""
+    rows = ctx.points.kink_rows
+    if not rows:
+        return None
+    intervals = np.full((ctx.points.count, len(target.exprs), 2), np.nan)
+    evaluator = ctx.sided_evaluator(target)
+    for i in rows:
+        left, right = one_sided(evaluator, _matrix_row(ctx, i), ctx.moving_columns)
+        jump = np.isfinite(left) & np.isfinite(right) & (left != right)
+        intervals[i, jump, 0], intervals[i, jump, 1] = left[jump], right[jump]
+    return intervals if (~np.isnan(intervals[..., 0])).any() else None
+
+
+def _kink_details(ctx: _Context, target: Target, intervals: np.ndarray, got: np.ndarray,
+                  comparison: cmp.Comparison) -> list[dict]:
+    case = ctx.compiled.case
+    out = []
+    for i, j in np.argwhere(~np.isnan(intervals[..., 0])):
+        left, right, g = float(intervals[i, j, 0]), float(intervals[i, j, 1]), float(got[i, j])
+        allowed = comparison.policy.rtol * max(abs(left), abs(right)) + comparison.policy.atol
+        out.append({"function": case.torch or case.expr, "check": target.label,
+                    "point": ctx.points.point(int(i)), "entry": target.entry(int(j)),
+                    "left": left, "right": right, "torch": g,
+                    "convention": convention(left, right, g, allowed) or "outside the subdifferential"})
+    return out
+
+
+MAX_SINGULAR_ROWS = 10
+
+
+def _singular_details(ctx: _Context, target: Target, ref: _Reference, got: np.ndarray) -> list[dict]:
+    """At points where the exact value is infinite or undefined: what torch returned, and
+    whether that is the limit (the infinity both sides agree on)."""
+    rows = np.flatnonzero((ref.kinds != cmp.FINITE).any(axis=1))[:MAX_SINGULAR_ROWS]
+    out = []
+    for i in rows:
+        row = _matrix_row(ctx, int(i))
+        left, right = one_sided(ctx.sided_evaluator(target), row, ctx.moving_columns)
+        # a side where the function itself is undefined (log left of 0) has no limit to offer
+        f_left, f_right = one_sided(ctx.sided_evaluator(ctx.compiled.value_target()), row, ctx.moving_columns)
+        left = np.where(np.isnan(f_left).any(), np.nan, left)
+        right = np.where(np.isnan(f_right).any(), np.nan, right)
+        for j in np.flatnonzero(ref.kinds[i] != cmp.FINITE):
+            kind = {cmp.POS_INF: "inf", cmp.NEG_INF: "-inf"}.get(int(ref.kinds[i, j]), "undefined")
+            limit = limit_sides(float(left[j]), float(right[j]))
+            g = float(got[i, j])
+            matches = limit is not None and np.isinf(g) and (g > 0) == (limit == "+inf")
+            out.append({"point": ctx.points.point(int(i)), "entry": target.entry(int(j)), "exact": kind,
+                        "left": float(left[j]), "right": float(right[j]), "limit": limit or "none",
+                        "torch": g, "matches_limit": bool(matches)})
+    return out
 
 
 def _worst(ctx: _Context, target: Target, ref: _Reference, got: np.ndarray, i: int, j: int) -> WorstPoint:
@@ -154,8 +236,10 @@ def _message(result: Result, comparison: cmp.Comparison, total: int) -> str:
                      f"rtol={comparison.policy.rtol:.3g}·|exact| + atol={comparison.policy.atol:.3g})")
     if c.get("unstable"):
         parts.append(f"{c['unstable']} points where the exact value is finite but torch returns NaN/inf")
+    if c.get("kink"):
+        parts.append(f"{c['kink']} kink points where torch's value lies between the one-sided limits")
     if c.get("singular"):
-        parts.append(f"{c['singular']} points where the exact derivative is infinite (not compared)")
+        parts.append(f"{c['singular']} points where the exact value is infinite (not compared)")
     if c.get("undefined"):
         parts.append(f"{c['undefined']} points where the exact value is undefined (not compared)")
     if c.get("overflow"):

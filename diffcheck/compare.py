@@ -27,7 +27,8 @@ A ``tolerance: {rtol, atol}`` given in the case replaces this by torch.testing's
 ``|G - R| <= atol + rtol·|R|``.
 
 Point outcome classes (``Comparison.counts``): ``pass``, ``fail`` (beyond tolerance),
-``unstable`` (exact value finite, torch NaN or ±inf), ``overflow`` (exact value beyond the
+``kink`` (at a point where the exact derivative jumps, torch's value lies between the
+one-sided limits), ``unstable`` (exact value finite, torch NaN or ±inf), ``overflow`` (exact value beyond the
 dtype's range and torch returned the infinity of its sign: correct), ``singular`` (the exact
 derivative is ±inf at the point: not compared), ``undefined`` (the exact value is undefined:
 not compared). A point takes the worst class of its entries.
@@ -50,7 +51,7 @@ DEFAULT_A = 2.0
 DEFAULT_B = 8.0
 
 # Severity order of the point classes: a point takes the worst of its entries.
-CLASSES = ("pass", "overflow", "undefined", "singular", "unstable", "fail")
+CLASSES = ("pass", "kink", "overflow", "undefined", "singular", "unstable", "fail")
 _RANK = {c: i for i, c in enumerate(CLASSES)}
 # Exact-value kinds produced by the reference evaluation.
 FINITE, POS_INF, NEG_INF, UNDEFINED = 0, 1, 2, 3
@@ -103,9 +104,20 @@ class Comparison:
 
 
 def compare(reference: np.ndarray, kinds: np.ndarray, got: np.ndarray, dtype: str,
-            override: Tolerance | None = None) -> Comparison:
+            override: Tolerance | None = None, intervals: np.ndarray | None = None) -> Comparison:
     """Compare torch's values ``got`` with the exact ``reference`` (both (P, n) float64;
-    ``kinds`` gives FINITE/POS_INF/NEG_INF/UNDEFINED for each exact value)."""
+    ``kinds`` gives FINITE/POS_INF/NEG_INF/UNDEFINED for each exact value).
+
+    ``intervals`` (P, n, 2), NaN where unused, marks entries at a kink: there any value
+    between the one-sided limits is right, so the reference becomes the nearest point of
+    that interval and a passing entry is classed ``kink``."""
+    at_kink = np.zeros(reference.shape, dtype=bool)
+    if intervals is not None:
+        at_kink = ~np.isnan(intervals[..., 0]) & ~np.isnan(intervals[..., 1])
+        lo = np.fmin(intervals[..., 0], intervals[..., 1])
+        hi = np.fmax(intervals[..., 0], intervals[..., 1])
+        reference = np.where(at_kink, np.clip(np.nan_to_num(got), lo, hi), reference)
+        kinds = np.where(at_kink, FINITE, kinds)
     # An exact value beyond the dtype's range (even beyond float64's) is "finite" but cannot
     # be compared as a number: torch's correct answer there is the infinity of its sign.
     in_range = (kinds == FINITE) & (np.abs(reference) <= MAX[dtype])
@@ -127,6 +139,7 @@ def compare(reference: np.ndarray, kinds: np.ndarray, got: np.ndarray, dtype: st
     cls[beyond & ~overflow_ok] = _RANK["fail"]
     cls[overflow_ok] = _RANK["overflow"]
     cls[finite_ref & ~got_finite] = _RANK["unstable"]
+    cls[at_kink & (cls == _RANK["pass"])] = _RANK["kink"]
     cls[(kinds == POS_INF) | (kinds == NEG_INF)] = _RANK["singular"]
     cls[kinds == UNDEFINED] = _RANK["undefined"]
 
@@ -165,6 +178,8 @@ def status_of(counts: dict[str, int]) -> str:
         return "unstable"
     if counts.get("singular") or counts.get("undefined"):
         return "singular"
+    if counts.get("kink"):
+        return "kink"
     return "pass"
 
 

@@ -26,6 +26,25 @@ class PointSet:
     values: dict[str, np.ndarray]
     count: int
     explicit: int  # how many came from the case's ``points``
+    kink_rows: tuple[int, ...] = ()  # rows with an element exactly at a kink location
+
+    def with_kinks(self, locations: list[float], dtype: str) -> "PointSet":
+        """These points plus one point per kink location (every element of the variable at the
+        location) that the dtype represents exactly and no point holds yet; ``kink_rows`` then
+        lists every row with an element exactly at a kink."""
+        if len(self.values) != 1 or not locations:
+            return self
+        (name, vals), = self.values.items()
+        exact = [k for k in locations if float(round_to(np.array(k), dtype)) == k]
+        if not exact:
+            return self
+        flat = vals.reshape(self.count, -1)
+        new = [k for k in exact if not (flat == k).all(axis=1).any()]
+        if new:
+            vals = np.concatenate([vals, np.stack([np.full(vals.shape[1:], k) for k in new])])
+        flat = vals.reshape(len(vals), -1)
+        rows = tuple(int(i) for i in np.flatnonzero(np.isin(flat, exact).any(axis=1)))
+        return PointSet({name: vals}, len(vals), self.explicit, rows)
 
     def point(self, i: int) -> dict:
         """Point ``i`` as plain numbers / nested lists (for reports)."""

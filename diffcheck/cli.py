@@ -1,0 +1,182 @@
+"""The ``diffcheck`` command line: a thin layer of click over :mod:`diffcheck.runner` and
+the report writers.
+
+The exit code of ``diffcheck run`` is :attr:`diffcheck.results.RunReport.exit_code` and is
+computed nowhere else: 0 every case passed, 1 a case failed, 2 a usage error or an invalid
+case file, 3 an internal error, 5 no case found.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import sys
+import time
+import traceback
+from contextlib import contextmanager
+from typing import Callable, Iterator
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+from . import __version__, runner
+from .case import DTYPES
+from .keyword import KeywordError, compile_keyword
+from .report.console import render_console
+from .report.jsonout import write_json
+from .report.markdown import write_markdown
+from .results import CaseReport, RunReport
+
+#: frames of an unexpected exception's traceback shown on stderr
+TRACEBACK_FRAMES = 5
+
+
+def _check_keyword(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    if value is not None:
+        try:
+            compile_keyword(value)
+        except KeywordError as err:
+            raise click.BadParameter(str(err)) from None
+    return value
+
+
+def _check_device(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    if value == "cpu":
+        return value  # the one device that needs no torch import to vouch for it
+    import torch
+
+    try:
+        device = torch.device(value)
+    except (RuntimeError, ValueError) as err:
+        raise click.BadParameter(f"{value!r} is not a torch device ({err})") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise click.BadParameter("CUDA is not available on this machine; use --device cpu")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise click.BadParameter("MPS is not available on this machine; use --device cpu")
+    return value
+
+
+def _stdout_console() -> Console:
+    # Logs (CI) get a fixed, wide table instead of rich's 80 columns; COLUMNS still wins.
+    wide = not sys.stdout.isatty() and "COLUMNS" not in os.environ
+    return Console(width=160 if wide else None, highlight=False)
+
+
+@contextmanager
+def _progress_display(console: Console, enabled: bool) -> Iterator[Callable[[CaseReport], None]]:
+    """A callback for :func:`runner.run` that ticks a progress display on a terminal."""
+    if not enabled:
+        yield lambda case: None
+        return
+    columns = (SpinnerColumn(), TextColumn("{task.completed} cases checked"), BarColumn(),
+               TextColumn("{task.description}"), TimeElapsedColumn())
+    with Progress(*columns, console=console, transient=True) as progress:
+        task = progress.add_task("", total=None)
+        yield lambda case: progress.update(task, advance=1, description=case.name)
+
+
+def _short_traceback() -> str:
+    """The exception being handled, with only its innermost frames."""
+    return traceback.format_exc(limit=-TRACEBACK_FRAMES)
+
+
+def _crash_report(cases: list[CaseReport], seed: int | None, started: float) -> RunReport:
+    """What a run that raised had produced: the cases finished so far and the traceback."""
+    return RunReport(
+        results=[r for case in cases for r in case.results],
+        cases=list(cases),
+        internal_errors=[_short_traceback()],
+        seed=seed,
+        versions={"diffcheck": __version__, "python": platform.python_version()},
+        seconds=time.perf_counter() - started,
+    )
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "--version", prog_name="diffcheck")
+def main() -> None:
+    """Check PyTorch autograd against exact SymPy derivatives, case by case."""
+
+
+@main.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True),
+                metavar="PATH...")
+@click.option("-k", "keyword", metavar="EXPR", callback=_check_keyword,
+              help="Only cases whose name matches EXPR, e.g. 'softmax and not log'.")
+@click.option("--dtype", "dtypes", multiple=True, type=click.Choice(DTYPES),
+              help="Check in this dtype instead of each case's own (repeatable).")
+@click.option("--seed", type=int, metavar="N", help="Seed every case's random points with this.")
+@click.option("--report", "report_dir", type=click.Path(file_okay=False), metavar="DIR",
+              help="Write a Markdown report to DIR/index.md.")
+@click.option("--json", "json_file", type=click.Path(dir_okay=False),
+              help="Write the results as JSON to FILE.")
+@click.option("-x", "--fail-fast", is_flag=True, help="Stop at the first failing case.")
+@click.option("-v", "--verbose", count=True, help="Say more (repeatable).")
+@click.option("-q", "--quiet", count=True, help="Show only failures and the summary.")
+@click.option("--device", default="cpu", show_default=True, callback=_check_device,
+              metavar="DEVICE",
+              help="Torch device to run autograd on: cpu, cuda, cuda:1, mps…")
+@click.option("--search", is_flag=True, help="Search each domain for the worst point.")
+@click.option("-j", "--jobs", type=click.IntRange(min=1), default=1, show_default=True,
+              metavar="N",
+              help="Check this many cases in parallel.")
+@click.option("--no-cache", is_flag=True, help="Recompute exact derivatives; ignore the cache.")
+@click.pass_context
+def run(ctx: click.Context, paths: tuple[str, ...], keyword: str | None,
+        dtypes: tuple[str, ...], seed: int | None, report_dir: str | None,
+        json_file: str | None, fail_fast: bool, verbose: int, quiet: int, device: str,
+        search: bool, jobs: int, no_cache: bool) -> None:
+    """Check the cases in PATH... (YAML files, or folders searched for them)."""
+    verbosity = max(-1, verbose - quiet)
+    options = runner.RunOptions(
+        keyword=keyword, dtypes=dtypes, seed=seed, fail_fast=fail_fast, verbose=verbosity,
+        device=device, search=search, jobs=jobs, cache=not no_cache,
+    )
+    console = _stdout_console()
+    errors_console = Console(stderr=True, highlight=False)
+    finished: list[CaseReport] = []
+    started = time.perf_counter()
+    with _progress_display(console, console.is_terminal and verbosity >= 0) as tick:
+        def progress(case: CaseReport) -> None:
+            finished.append(case)
+            tick(case)
+
+        try:
+            report = runner.run(list(paths), options, progress)
+        except Exception:  # an internal error still reports what was produced, exit 3
+            report = _crash_report(finished, seed, started)
+
+    outputs = [("console report",
+                lambda: render_console(report, console, verbosity, errors_console))]
+    if report_dir is not None:
+        outputs.append((f"Markdown report {report_dir}",
+                        lambda: write_markdown(report, report_dir)))
+    if json_file is not None:
+        outputs.append((f"JSON file {json_file}", lambda: write_json(report, json_file)))
+    for what, produce in outputs:
+        try:
+            produce()
+        except Exception:  # one broken writer must not cost the others
+            message = f"writing the {what} failed:\n{_short_traceback()}"
+            report.internal_errors.append(message)
+            errors_console.print("internal error: " + message, markup=False, soft_wrap=True)
+    ctx.exit(report.exit_code)
+
+
+@main.command("list")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True),
+                metavar="PATH...")
+@click.option("-k", "keyword", metavar="EXPR", callback=_check_keyword,
+              help="Only cases whose name matches EXPR.")
+@click.pass_context
+def list_(ctx: click.Context, paths: tuple[str, ...], keyword: str | None) -> None:
+    """List the cases in PATH... without checking them."""
+    cases, errors = runner.list_cases(list(paths), keyword)
+    for case in cases:
+        click.echo(f"{case.location.file}:{case.location.line} {case.name} — {case.expr}")
+    for error in errors:
+        click.echo(str(error), err=True)
+    # The exit code has one home, RunReport.exit_code: 2 invalid files, 5 none found.
+    listed = RunReport(cases=[CaseReport(c.name, c.file) for c in cases], errors=list(errors))
+    ctx.exit(listed.exit_code)

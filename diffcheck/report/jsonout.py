@@ -1,0 +1,46 @@
+"""The machine-readable report: ``{"version": 1, "results": [...], ...}``.
+
+The same :class:`~diffcheck.results.RunReport` always gives the same bytes: keys sorted,
+two-space indent, non-finite floats written as the strings ``"nan"``, ``"inf"``, ``"-inf"``
+(JSON has no such numbers), and a final newline.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from ..results import RunReport
+
+__all__ = ["dumps", "write_json"]
+
+
+def _fallback(value: Any) -> Any:
+    """JSON form of what ``json`` cannot encode itself (numpy scalars and arrays, paths)."""
+    if hasattr(value, "tolist"):  # numpy scalar or array
+        return _finite(value.tolist())
+    return str(value)
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    return value
+
+
+def dumps(report: RunReport) -> str:
+    """The JSON text of ``report``."""
+    return json.dumps(report.to_dict(), sort_keys=True, indent=2, ensure_ascii=False,
+                      allow_nan=False, default=_fallback) + "\n"
+
+
+def write_json(report: RunReport, path: str | Path) -> Path:
+    """Write ``report`` as JSON to ``path`` (creating its folder) and return the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(dumps(report), encoding="utf-8")
+    return path
