@@ -16,6 +16,8 @@ from .autograd import CannotDifferentiate, TorchRaised, Torchside
 from .case import Case
 from .kinks import SidedEvaluator, convention, find_kinks, limit_sides, one_sided
 from .points import PointSet, draw, validate_points
+from .regions import describe_region
+from .search import hunt
 from .reference import Evaluator
 from .results import (ERROR, FAILING, NOT_DIFFERENTIABLE, PASS, XFAIL, XPASS, CaseReport, Result,
                       WorstPoint)
@@ -47,6 +49,7 @@ class _Context:
     dtype: str
     points: PointSet
     torchside: Torchside
+    options: CheckOptions = field(default_factory=CheckOptions)
     refs: dict[str, _Reference] = field(default_factory=dict)
     sided: dict[str, SidedEvaluator] = field(default_factory=dict)
 
@@ -74,6 +77,7 @@ def check_case(case: Case, options: CheckOptions | None = None) -> CaseReport:
                         derivatives_latex=derivative_latex(compiled), xfail=case.xfail)
     for dtype in options.dtypes or case.dtypes:
         report.results.extend(check_dtype(compiled, dtype, options))
+    expect_not_differentiable(case, report.results)
     apply_xfail(case, report.results)
     report.seconds = time.perf_counter() - start
     return report
@@ -85,7 +89,7 @@ def check_dtype(compiled: CompiledCase, dtype: str, options: CheckOptions) -> li
     derivative_exprs = [e for check in compiled.checks if check.kind != "intermediates"
                         for t in compiled.targets(check) for e in t.exprs]
     points = points.with_kinks(find_kinks(compiled, derivative_exprs), dtype)
-    ctx = _Context(compiled, dtype, points, Torchside(compiled, dtype, points, options.device))
+    ctx = _Context(compiled, dtype, points, Torchside(compiled, dtype, points, options.device), options)
     results = [_run(ctx, compiled.value_target(), "value", None)]
     for check in compiled.checks:
         for target in compiled.targets(check):
@@ -139,6 +143,10 @@ def _run(ctx: _Context, target: Target, label: str, mode: str | None) -> Result:
     singular = _singular_details(ctx, target, ref, got)
     if singular:
         result.details["singular"] = singular
+    if comparison.counts.get("unstable"):
+        region = _unstable_region(ctx, target, mode, comparison)
+        if region:
+            result.details["regions"] = [region]
     result.status = cmp.status_of(comparison.counts)
     result.points = comparison.compared
     result.max_abs_error, result.max_rel_error, result.max_ulp_error = (
@@ -149,12 +157,73 @@ def _run(ctx: _Context, target: Target, label: str, mode: str | None) -> Result:
         i, j = comparison.worst
         result.worst_point = _worst(ctx, target, ref, got, i, j)
     result.message = _message(result, comparison, ctx.points.count)
+    if ctx.options.search:
+        _search(ctx, target, mode, comparison, result)
     if ctx.torchside.notes:
         result.details["notes"] = list(ctx.torchside.notes)
         ctx.torchside.notes.clear()
     result.details["tolerance_ratio"] = comparison.worst_ratio
     result.seconds = time.perf_counter() - start
     return result
+
+
+def _torch_at(ctx: _Context, target: Target, mode: str | None, values: dict[str, np.ndarray]) -> np.ndarray:
+    """torch's values for ``target`` at the points ``values`` (name -> (k, *shape))."""
+    count = len(next(iter(values.values())))
+    side = Torchside(ctx.compiled, ctx.dtype, PointSet(values, count, 0), ctx.options.device)
+    return side.value(target) if mode is None else side.derivative(target, mode)
+
+
+def _unstable_region(ctx: _Context, target: Target, mode: str | None, comparison: cmp.Comparison) -> str | None:
+    case = ctx.compiled.case
+    if len(case.variables) != 1:
+        return None
+    name = case.variables[0].name
+    unstable = np.flatnonzero(comparison.point_class == "unstable")
+    stable = np.flatnonzero(comparison.point_class == "pass")
+    if not len(unstable) or not len(stable):
+        return None
+    vals = ctx.points.values[name]
+    u = vals[unstable[0]]
+    s = vals[stable[np.argmin([np.abs(vals[i] - u).sum() for i in stable])]]
+
+    def probe(point: dict[str, np.ndarray]) -> np.ndarray:
+        try:
+            return _torch_at(ctx, target, mode, {k: v[None] for k, v in point.items()})[0]
+        except (CannotDifferentiate, TorchRaised):
+            return np.array([np.nan])
+    return describe_region(probe, name, s, u, case.variables[0].domain, ctx.dtype)
+
+
+def _search(ctx: _Context, target: Target, mode: str | None, comparison: cmp.Comparison, result: Result) -> None:
+    """--search: hunt for a failing point with the policy this result was judged by."""
+    c, policy = ctx.compiled, comparison.policy
+    evaluator = Evaluator(target.exprs, c.symbols)
+    consts = [_rounded(v, ctx.dtype).reshape(-1) for v in c.const_values.values()]
+
+    def failing(values: dict[str, np.ndarray]) -> np.ndarray:
+        count = len(next(iter(values.values())))
+        try:
+            got = _torch_at(ctx, target, mode, values)
+        except (CannotDifferentiate, TorchRaised):
+            return np.ones(count, dtype=bool)
+        matrix = np.concatenate([values[v.name].reshape(count, -1) for v in c.case.variables]
+                                + [np.broadcast_to(k, (count, k.size)) for k in consts], axis=1)
+        ref, kinds = evaluator(matrix)
+        finite = kinds == cmp.FINITE
+        with np.errstate(invalid="ignore"):
+            bad = finite & (~np.isfinite(got) | (np.abs(got - ref) > policy.rtol * np.abs(ref) + policy.atol))
+        return bad.any(axis=1)
+
+    found = hunt(c.case, ctx.dtype, failing, ctx.options.seed if ctx.options.seed is not None else c.case.seed)
+    if found is None:
+        result.details["search"] = {"found": None}
+        return
+    result.details["search"] = found.to_dict()
+    if result.status not in FAILING:
+        result.status = "fail"
+    result.message = (f"{result.message}; --search found a failing point ({found.stage}): "
+                      f"pin it with `{found.yaml}`")
 
 
 def _matrix_row(ctx: _Context, i: int) -> np.ndarray:
@@ -245,6 +314,18 @@ def _message(result: Result, comparison: cmp.Comparison, total: int) -> str:
     if c.get("overflow"):
         parts.append(f"{c['overflow']} points where the exact value overflows the dtype and torch gives ±inf")
     return "; ".join(parts) if parts else f"all {total} points within tolerance"
+
+
+def expect_not_differentiable(case: Case, results: list[Result]) -> None:
+    """A case that claims ``differentiable: false`` expects torch to refuse: its refusals are
+    the expected outcome (the claim itself is checked as ``expect.differentiable``)."""
+    if not case.expect or case.expect.get("differentiable", True) is not False:
+        return
+    for r in results:
+        if r.status == NOT_DIFFERENTIABLE:
+            r.details["original_status"] = r.status
+            r.status = XFAIL
+            r.message = f"as the case claims (differentiable: false): {r.message}"
 
 
 def apply_xfail(case: Case, results: list[Result]) -> None:
