@@ -21,6 +21,7 @@ from .search import hunt
 from .reference import Evaluator
 from .results import (ERROR, FAILING, NOT_DIFFERENTIABLE, PASS, XFAIL, XPASS, CaseReport, Result,
                       WorstPoint)
+from .claims import check_claims
 from .symbolic import CompiledCase, Target, compile_case
 
 MAX_FORMULA = 400  # characters of a formula shown in a failure
@@ -52,6 +53,7 @@ class _Context:
     options: CheckOptions = field(default_factory=CheckOptions)
     refs: dict[str, _Reference] = field(default_factory=dict)
     sided: dict[str, SidedEvaluator] = field(default_factory=dict)
+    scales: dict[str, float] = field(default_factory=dict)
 
     def sided_evaluator(self, target: Target) -> SidedEvaluator:
         key = f"{target.label}:{target.wrt}"
@@ -77,6 +79,8 @@ def check_case(case: Case, options: CheckOptions | None = None) -> CaseReport:
                         derivatives_latex=derivative_latex(compiled), xfail=case.xfail)
     for dtype in options.dtypes or case.dtypes:
         report.results.extend(check_dtype(compiled, dtype, options))
+    if case.expect:
+        report.results.extend(check_claims(compiled))
     expect_not_differentiable(case, report.results)
     apply_xfail(case, report.results)
     report.seconds = time.perf_counter() - start
@@ -112,6 +116,27 @@ def _reference(ctx: _Context, target: Target) -> _Reference:
     return ctx.refs[key]
 
 
+GRID = 64
+
+
+def _grid_scale(ctx: _Context, target: Target) -> float:
+    """The largest finite |exact value| of ``target`` over a fixed grid of the domain."""
+    key = f"{target.label}:{target.wrt}"
+    if key not in ctx.scales:
+        case, c = ctx.compiled.case, ctx.compiled
+        if len(case.variables) == 1 and not case.variables[0].shape:
+            grid = [np.linspace(*case.variables[0].domain, GRID)]
+        else:
+            rng = np.random.default_rng(12345)
+            grid = [rng.uniform(*v.domain, size=(GRID, int(np.prod(v.shape, dtype=int)))) for v in case.variables]
+        grid = [_rounded(g.reshape(GRID, -1), ctx.dtype) for g in grid]
+        consts = [np.broadcast_to(_rounded(v, ctx.dtype).reshape(-1), (GRID, v.size)) for v in c.const_values.values()]
+        values, kinds = Evaluator(target.exprs, c.symbols)(np.concatenate(grid + consts, axis=1))
+        finite = np.abs(values[(kinds == cmp.FINITE) & np.isfinite(values)])
+        ctx.scales[key] = float(finite.max()) if finite.size else 0.0
+    return ctx.scales[key]
+
+
 def _rounded(values: np.ndarray, dtype: str) -> np.ndarray:
     from .points import round_to
     return round_to(values, dtype)
@@ -137,7 +162,8 @@ def _run(ctx: _Context, target: Target, label: str, mode: str | None) -> Result:
     ref = _reference(ctx, target)
     override = case.tolerance.get(ctx.dtype, case.tolerance.get("*"))
     intervals = _kink_intervals(ctx, target)
-    comparison = cmp.compare(ref.values, ref.kinds, got, ctx.dtype, override, intervals)
+    comparison = cmp.compare(ref.values, ref.kinds, got, ctx.dtype, override, intervals,
+                             scale_floor=0.0 if override else _grid_scale(ctx, target))
     if intervals is not None:
         result.details["kinks"] = _kink_details(ctx, target, intervals, got, comparison)
     singular = _singular_details(ctx, target, ref, got)
