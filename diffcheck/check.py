@@ -109,7 +109,7 @@ def _reference(ctx: _Context, target: Target) -> _Reference:
     if key not in ctx.refs:
         c = ctx.compiled
         consts = [np.broadcast_to(v.reshape(-1), (ctx.points.count, v.size))
-                  for v in (_rounded(v, ctx.dtype) for v in c.const_values.values())]
+                  for v in (_rounded(v, ctx.dtype) for v in c.symbolic_constants)]
         matrix = np.concatenate([ctx.points.matrix()] + consts, axis=1) if consts else ctx.points.matrix()
         values, kinds = Evaluator(target.exprs, c.symbols)(matrix)
         ctx.refs[key] = _Reference(values, kinds)
@@ -130,7 +130,7 @@ def _grid_scale(ctx: _Context, target: Target) -> float:
             rng = np.random.default_rng(12345)
             grid = [rng.uniform(*v.domain, size=(GRID, int(np.prod(v.shape, dtype=int)))) for v in case.variables]
         grid = [_rounded(g.reshape(GRID, -1), ctx.dtype) for g in grid]
-        consts = [np.broadcast_to(_rounded(v, ctx.dtype).reshape(-1), (GRID, v.size)) for v in c.const_values.values()]
+        consts = [np.broadcast_to(_rounded(v, ctx.dtype).reshape(-1), (GRID, v.size)) for v in c.symbolic_constants]
         values, kinds = Evaluator(target.exprs, c.symbols)(np.concatenate(grid + consts, axis=1))
         finite = np.abs(values[(kinds == cmp.FINITE) & np.isfinite(values)])
         ctx.scales[key] = float(finite.max()) if finite.size else 0.0
@@ -225,7 +225,7 @@ def _search(ctx: _Context, target: Target, mode: str | None, comparison: cmp.Com
     """--search: hunt for a failing point with the policy this result was judged by."""
     c, policy = ctx.compiled, comparison.policy
     evaluator = Evaluator(target.exprs, c.symbols)
-    consts = [_rounded(v, ctx.dtype).reshape(-1) for v in c.const_values.values()]
+    consts = [_rounded(v, ctx.dtype).reshape(-1) for v in c.symbolic_constants]
 
     def failing(values: dict[str, np.ndarray]) -> np.ndarray:
         count = len(next(iter(values.values())))
@@ -254,7 +254,7 @@ def _search(ctx: _Context, target: Target, mode: str | None, comparison: cmp.Com
 
 def _matrix_row(ctx: _Context, i: int) -> np.ndarray:
     c = ctx.compiled
-    consts = [_rounded(v, ctx.dtype).reshape(-1) for v in c.const_values.values()]
+    consts = [_rounded(v, ctx.dtype).reshape(-1) for v in c.symbolic_constants]
     return np.concatenate([ctx.points.matrix()[i]] + consts)
 
 

@@ -80,6 +80,11 @@ class CompiledCase:
     _targets: dict[str, list[Target]] = field(default_factory=dict)
 
     @property
+    def symbolic_constants(self) -> list[np.ndarray]:
+        """Values of the constants that are symbols, in ``symbols`` order."""
+        return [self.const_values[n] for n in self.const_symbols]
+
+    @property
     def symbols(self) -> list[sp.Symbol]:
         """Every scalar symbol in evaluation order: variables, then constants."""
         out: list[sp.Symbol] = []
@@ -175,6 +180,10 @@ def _intermediate(c: CompiledCase, step: str) -> Target:
     return Target("intermediates", exprs, c.output_names(), entry_names(step, shape), wrt=step)
 
 
+def _small_integers(values: np.ndarray) -> bool:
+    return bool(values.size) and bool(np.all(values == np.round(values))) and bool(np.all(np.abs(values) <= 256))
+
+
 def _const_array(value: Any) -> np.ndarray:
     return np.asarray(value, dtype=np.float64)
 
@@ -189,8 +198,13 @@ def compile_case(case: Case) -> CompiledCase:
         except (ValueError, TypeError):
             raise CaseFileError(f"constant {name!r} is not a number or a rectangular nested list",
                                 case.where(f"constants.{name}"), case=case.name) from None
-    const_symbols = {n: symbols_for(n, v.shape) for n, v in const_values.items()}
-    env: dict[str, Arr] = {**var_symbols, **const_symbols}
+    # Small whole numbers are exact in every dtype: they enter the math as numbers (class
+    # indices need that, and formulas read better); other data stays symbolic, to be
+    # evaluated at the value the dtype under test holds.
+    exact = {n: v for n, v in const_values.items() if _small_integers(v)}
+    const_symbols = {n: symbols_for(n, v.shape) for n, v in const_values.items() if n not in exact}
+    env: dict[str, Arr] = {**var_symbols, **const_symbols,
+                           **{n: arr(np.vectorize(sp.Integer, otypes=[object])(v.astype(int))) for n, v in exact.items()}}
     trees: dict[str, Node] = {}
     let_math: dict[str, Arr] = {}
     torch_let = []
