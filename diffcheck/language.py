@@ -13,6 +13,7 @@ torch's own kernels.
 from __future__ import annotations
 
 import ast
+import warnings
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any, Callable, Mapping
@@ -22,11 +23,11 @@ import sympy as sp
 import torch
 
 from .errors import ExpressionError
-from .library import CONSTANTS, LIBRARY, Arr, arr
+from .library import CONSTANTS, LIBRARY, MAX_EXACT_DIGITS, Arr, arr
 
 MAX_LENGTH = 20_000      # characters in one expression
 MAX_DEPTH = 60           # nesting of the tree
-MAX_POWER_DIGITS = 2_000  # digits a constant power may produce
+MAX_POWER_DIGITS = MAX_EXACT_DIGITS  # digits a constant power may produce
 
 
 @dataclass(frozen=True)
@@ -81,6 +82,8 @@ class Index(Node):
 
 _BINOPS = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/", ast.Pow: "**", ast.MatMult: "@"}
 _CMPOPS = {ast.Lt: "<", ast.LtE: "<=", ast.Gt: ">", ast.GtE: ">="}
+_OP_TEXT = {ast.Mod: "%", ast.FloorDiv: "//", ast.BitAnd: "&", ast.BitOr: "|", ast.BitXor: "^",
+            ast.LShift: "<<", ast.RShift: ">>", ast.Invert: "~", ast.Not: "not"}
 
 
 def parse_python(text: str, what: str = "expression") -> ast.expr:
@@ -95,12 +98,18 @@ def parse_python(text: str, what: str = "expression") -> ast.expr:
         bad = next(i for i, c in enumerate(text) if not c.isascii())
         raise ExpressionError(f"character {text[bad]!r} is not allowed in an {what}", bad)
     try:
-        tree = ast.parse(text.strip().replace("\n", " "), mode="eval")
+        with warnings.catch_warnings():
+            # "invalid decimal literal" and the like: the text is refused or read anyway,
+            # a warning printed to the user's terminal from inside ast says nothing useful
+            warnings.simplefilter("ignore")
+            tree = ast.parse(text.strip().replace("\n", " "), mode="eval")
     except SyntaxError as err:
         offset = max((err.offset or 1) - 1, 0) + (len(text) - len(text.lstrip()))
         raise ExpressionError(f"invalid syntax in {what}: {err.msg}", offset) from None
-    except (RecursionError, MemoryError, ValueError):
+    except (RecursionError, MemoryError):
         raise ExpressionError(f"the {what} is too deeply nested") from None
+    except ValueError as err:
+        raise ExpressionError(f"the {what} cannot be read: {err}") from None
     return tree.body
 
 
@@ -133,6 +142,12 @@ class _Converter:
         if isinstance(node, ast.BinOp) and type(node.op) in _BINOPS:
             return BinOp(pos, _BINOPS[type(node.op)], self.convert(node.left, depth + 1, in_where),
                          self.convert(node.right, depth + 1, in_where))
+        if isinstance(node, ast.BinOp):
+            raise ExpressionError(f"the operator {_OP_TEXT.get(type(node.op), type(node.op).__name__)!r} "
+                                  "is not part of the case language", pos)
+        if isinstance(node, ast.UnaryOp):
+            raise ExpressionError(f"the operator {_OP_TEXT.get(type(node.op), type(node.op).__name__)!r} "
+                                  "is not part of the case language", pos)
         if isinstance(node, ast.Compare):
             if not in_where:
                 raise ExpressionError("comparisons are only allowed as the condition of where(cond, a, b)", pos)
@@ -166,12 +181,16 @@ class _Converter:
             raise ExpressionError("only functions of the library can be called "
                                   "(attributes belong in the `torch:` key)", pos)
         name = node.func.id
+        if name.startswith("_"):
+            raise ExpressionError(f"name {name!r} is not allowed (names may not start with '_')", pos)
         func = LIBRARY.get(name)
         if func is None:
             raise ExpressionError(f"unknown function {name!r}", pos, _suggest(name, LIBRARY))
         dim = None
         for kw in node.keywords:
-            kpos = self.pos(kw.value) if kw.arg else pos
+            kpos = self.pos(kw)
+            if kw.arg is None:
+                raise ExpressionError("'**' arguments are not part of the case language", kpos)
             if kw.arg != "dim" or not func.dim:
                 raise ExpressionError(f"{name}() takes no keyword {kw.arg!r}"
                                       + ("; only dim= is allowed" if func.dim else ""), kpos)
@@ -288,6 +307,8 @@ def _math(node: Node, env: Mapping[str, Arr]) -> Arr:
         a, b = _math(node.left, env), _math(node.right, env)
         try:
             return _math_binop(node.op, a, b)
+        except ExpressionError as err:
+            raise ExpressionError(err.message, node.pos, err.hint) from None
         except ValueError as err:
             raise ExpressionError(f"shapes {list(a.shape)} and {list(b.shape)} do not fit for "
                                   f"'{node.op}'", node.pos) from err
@@ -343,13 +364,38 @@ def _math_binop(op: str, a: Arr, b: Arr) -> Arr:
 
 
 def _guard_power(a: Arr, b: Arr) -> None:
-    """Refuse constant powers whose exact value would be astronomically large."""
-    for base, exp in zip(np.broadcast_to(a, np.broadcast_shapes(a.shape, b.shape)).ravel(),
-                         np.broadcast_to(b, np.broadcast_shapes(a.shape, b.shape)).ravel()):
-        if isinstance(base, sp.Number) and isinstance(exp, sp.Number) and base != 0:
-            digits = abs(float(exp)) * max(abs(float(sp.log(abs(base), 10).evalf(5))), 1.0)
-            if digits > MAX_POWER_DIGITS:
-                raise ExpressionError(f"the constant power {base}**{exp} is too large to compute exactly")
+    """Refuse constant powers whose exact value would be astronomically large.
+
+    SymPy computes a constant power exactly, and not only of plain numbers: sqrt(2)**(10**10)
+    becomes 2**5000000000. The digits are bounded by |exponent| · max(|log10 base|, 1); the 1
+    covers rationals near 1, whose numerator and denominator grow even when the value does not."""
+    shape = np.broadcast_shapes(a.shape, b.shape)
+    for base, exp in zip(np.broadcast_to(a, shape).ravel(), np.broadcast_to(b, shape).ravel()):
+        if _power_digits(base, exp) > MAX_POWER_DIGITS:
+            raise ExpressionError(f"the constant power ({_short(base)})**({_short(exp)}) is too large "
+                                  "to compute exactly")
+
+
+def _power_digits(base, exp) -> float:
+    """An upper bound of the digits of the exact ``base**exp`` (0 when it is not a constant)."""
+    if not (isinstance(base, sp.Basic) and isinstance(exp, sp.Basic)) or base.free_symbols or exp.free_symbols:
+        return 0.0
+    if base.is_zero or base.is_finite is False or exp.is_finite is False:
+        return 0.0  # 0**n, zoo**n and b**oo are not computed digit by digit
+    e = sp.Abs(exp).evalf(5)
+    b = sp.Abs(sp.log(sp.Abs(base), 10)).evalf(5)
+    if not (e.is_finite and b.is_finite):
+        return 0.0
+    return float("inf") if e > 10 ** 300 else float(e) * max(float(b), 1.0)
+
+
+def _short(value, digits: int = 30) -> str:
+    """``value`` as text of at most about ``digits`` characters (a huge integer has no short str)."""
+    try:
+        text = str(value)
+    except ValueError:  # beyond Python's int-to-text limit
+        text = ""
+    return text if text and len(text) <= digits else str(sp.N(value, 3))
 
 
 # --- the torch reading --------------------------------------------------------------------

@@ -21,6 +21,8 @@ from .errors import ExpressionError
 
 Arr = np.ndarray  # numpy object array of SymPy expressions (0-d for a scalar)
 
+MAX_EXACT_DIGITS = 2_000  # digits an exact constant (a power, exp(n·log b)) may have
+
 
 def arr(x: Any) -> Arr:
     """``x`` as a numpy object array (0-d for a scalar)."""
@@ -72,12 +74,29 @@ def _need_ndim(name: str, a: Arr, ndims: tuple[int, ...]) -> None:
 
 # --- math meanings that are more than an elementwise SymPy function ---------------------
 
+_LN10 = math.log(10)
+
+
+def _exp(x):
+    """``sp.exp`` that refuses to build an astronomically large exact number.
+
+    SymPy rewrites exp(c + n·log(b)) as b**n·exp(c) and computes b**n exactly: exp(x + 10**10*log(2))
+    takes minutes and gigabytes. A constant term with a log in it is therefore bounded first."""
+    for term in sp.Add.make_args(x):
+        if term.free_symbols or not term.has(sp.log):
+            continue
+        size = sp.Abs(term).evalf(5)
+        if size.is_finite and size > MAX_EXACT_DIGITS * _LN10:
+            raise ExpressionError(f"exp() of a constant as large as {sp.N(term, 3)} is too large to compute exactly")
+    return sp.exp(x)
+
+
 def _sigmoid(x):
-    return 1 / (1 + sp.exp(-x))
+    return 1 / (1 + _exp(-x))
 
 
 def _softplus(x):
-    return sp.log(1 + sp.exp(x))
+    return sp.log(1 + _exp(x))
 
 
 def _gelu(x):
@@ -85,22 +104,22 @@ def _gelu(x):
 
 
 def _silu(x):
-    return x / (1 + sp.exp(-x))
+    return x / (1 + _exp(-x))
 
 
 def _elu(x):
-    return sp.Piecewise((x, x > 0), (sp.exp(x) - 1, True))
+    return sp.Piecewise((x, x > 0), (_exp(x) - 1, True))
 
 
 def _math_softmax(a: Arr, dim: int = -1) -> Arr:
     _need_ndim("softmax", a, (1, 2, 3))
-    e = elementwise(sp.exp)(a)
+    e = elementwise(_exp)(a)
     return arr(e / _reduce_sum(e, dim, keepdims=True))
 
 
 def _math_logsumexp(a: Arr, dim: int = -1, keepdims: bool = False) -> Arr:
     _need_ndim("logsumexp", a, (1, 2, 3))
-    return elementwise(sp.log)(_reduce_sum(elementwise(sp.exp)(a), dim, keepdims))
+    return elementwise(sp.log)(_reduce_sum(elementwise(_exp)(a), dim, keepdims))
 
 
 def _math_log_softmax(a: Arr, dim: int = -1) -> Arr:
@@ -243,7 +262,7 @@ def _elem(name: str, sym: Callable, tfn: Callable, doc: str = "") -> Func:
 
 LIBRARY: dict[str, Func] = {f.name: f for f in [
     # elementary
-    _elem("exp", sp.exp, torch.exp),
+    _elem("exp", _exp, torch.exp),
     _elem("log", sp.log, torch.log),
     _elem("sqrt", sp.sqrt, torch.sqrt),
     _elem("abs", sp.Abs, torch.abs),

@@ -37,7 +37,7 @@ REFUSED = {
     "register_buffer", "register_parameter", "apply", "add_module", "set_", "data_ptr",
     "untyped_storage", "storage_offset", "share_memory_", "pin_memory", "tolist", "numpy",
     "backward", "register_hook", "retain_grad", "requires_grad_", "grad", "data", "to_dense",
-}
+}  # and every name with "hook" in it (register_post_accumulate_grad_hook, …)
 
 TorchFn = Callable[[Mapping[str, Any]], Any]
 
@@ -55,7 +55,9 @@ def compile_torch(text: str, names: set[str], imports: Mapping[str, str]) -> Tor
 
 def resolve_import(spec: str) -> Any:
     """Import ``"package.module:attribute"`` (the user's own code, named in the case)."""
-    module_name, _, attr = spec.partition(":")
+    module_name, colon, attr = spec.partition(":") if isinstance(spec, str) else ("", "", "")
+    if not (module_name and colon and attr):
+        raise ExpressionError(f"an import is written \"package.module:attribute\", not {spec!r}")
     try:
         module = importlib.import_module(module_name)
     except Exception as err:  # the user's module failed to import: say so plainly
@@ -131,14 +133,12 @@ class _TorchCompiler:
         if name in self.names:
             return lambda env: env[name]
         if name in self.imports:
-            spec = self.imports[name]
-            cache: dict[str, Any] = {}
-
-            def imported(env):
-                if "obj" not in cache:
-                    cache["obj"] = resolve_import(spec)
-                return cache["obj"]
-            return imported
+            # resolved now, so that a wrong spec is a case-file error placed at the name
+            try:
+                obj = resolve_import(self.imports[name])
+            except ExpressionError as err:
+                raise ExpressionError(f"import {name!r}: {err.message}", pos, err.hint) from None
+            return lambda env: obj
         raise ExpressionError(f"unknown name {name!r} in torch expression", pos,
                               _suggest(name, list(self.names) + list(self.imports) + ["torch", "F"]))
 
@@ -155,7 +155,7 @@ class _TorchCompiler:
         for attr, pos in reversed(chain):
             if attr.startswith("_"):
                 raise ExpressionError(f"attribute {attr!r} is not allowed (names may not start with '_')", pos)
-            if attr in REFUSED:
+            if attr in REFUSED or "hook" in attr:
                 raise ExpressionError(f"`{path}.{attr}` is not allowed in a case file", pos)
             if not hasattr(obj, attr):
                 raise ExpressionError(f"`{path}` has no attribute {attr!r}", pos,
