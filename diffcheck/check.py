@@ -119,6 +119,16 @@ def _reference(ctx: _Context, target: Target) -> _Reference:
 GRID = 64
 
 
+def _scale_floor(ctx: _Context, target: Target) -> float:
+    """S's floor: the size of the exact values on the grid. A derivative that vanishes
+    identically (the gradient of sum(softmax(x))) has no size of its own; torch's result is
+    then rounding of terms the size of the function's value, so that is the scale."""
+    scale = _grid_scale(ctx, target)
+    if scale == 0.0 and target.label != "value":
+        scale = _grid_scale(ctx, ctx.compiled.value_target())
+    return scale
+
+
 def _grid_scale(ctx: _Context, target: Target) -> float:
     """The largest finite |exact value| of ``target`` over a fixed grid of the domain."""
     key = f"{target.label}:{target.wrt}"
@@ -163,7 +173,7 @@ def _run(ctx: _Context, target: Target, label: str, mode: str | None) -> Result:
     override = case.tolerance.get(ctx.dtype, case.tolerance.get("*"))
     intervals = _kink_intervals(ctx, target)
     comparison = cmp.compare(ref.values, ref.kinds, got, ctx.dtype, override, intervals,
-                             scale_floor=0.0 if override else _grid_scale(ctx, target))
+                             scale_floor=0.0 if override else _scale_floor(ctx, target))
     if intervals is not None:
         result.details["kinks"] = _kink_details(ctx, target, intervals, got, comparison)
     singular = _singular_details(ctx, target, ref, got)
