@@ -142,12 +142,9 @@ class _Converter:
         if isinstance(node, ast.BinOp) and type(node.op) in _BINOPS:
             return BinOp(pos, _BINOPS[type(node.op)], self.convert(node.left, depth + 1, in_where),
                          self.convert(node.right, depth + 1, in_where))
-        if isinstance(node, ast.BinOp):
-            raise ExpressionError(f"the operator {_OP_TEXT.get(type(node.op), type(node.op).__name__)!r} "
-                                  "is not part of the case language", pos)
-        if isinstance(node, ast.UnaryOp):
-            raise ExpressionError(f"the operator {_OP_TEXT.get(type(node.op), type(node.op).__name__)!r} "
-                                  "is not part of the case language", pos)
+        if isinstance(node, (ast.BinOp, ast.UnaryOp)):
+            op = _OP_TEXT.get(type(node.op), type(node.op).__name__)
+            raise ExpressionError(f"the operator {op!r} is not part of the case language", pos)
         if isinstance(node, ast.Compare):
             if not in_where:
                 raise ExpressionError("comparisons are only allowed as the condition of where(cond, a, b)", pos)
@@ -225,6 +222,8 @@ class _Converter:
             if isinstance(part, ast.Slice):
                 out.append(slice(*(None if p is None else self.integer(p, "a slice bound")
                                    for p in (part.lower, part.upper, part.step))))
+                if out[-1].step == 0:
+                    raise ExpressionError("a slice step cannot be 0", self.pos(part.step))
             else:
                 out.append(self.integer(part, "an index"))
         return tuple(out)
@@ -437,8 +436,24 @@ def to_torch(node: Node) -> TorchFn:
         return call
     if isinstance(node, Index):
         base, index = to_torch(node.base), node.index
+        if any(isinstance(i, slice) and i.step is not None and i.step < 0 for i in index):
+            return lambda env: _index_backwards(base(env), index)
         return lambda env: base(env)[index]
     raise ExpressionError(f"cannot read {type(node).__name__}", node.pos)
+
+
+def _index_backwards(t, index: tuple):
+    """``t[index]`` where a slice steps backwards, which torch's own indexing refuses:
+    each such slice becomes the explicit list of the positions it picks."""
+    dim = 0
+    for i in index:
+        if isinstance(i, int):
+            t = t.select(dim, i)
+            continue
+        picked = list(range(t.shape[dim])[i])
+        t = t.index_select(dim, torch.tensor(picked, dtype=torch.long, device=t.device))
+        dim += 1
+    return t
 
 
 DTYPE_KEY = "_dtype"  # the environment entry naming the dtype under test (no user name starts with _)

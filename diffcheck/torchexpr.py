@@ -178,7 +178,7 @@ class _TorchCompiler:
         kwargs = {}
         for kw in node.keywords:
             if kw.arg is None or kw.arg.startswith("_"):
-                raise ExpressionError("'**' and private keywords are not allowed", self.pos(kw.value))
+                raise ExpressionError("'**' and private keywords are not allowed", self.pos(kw))
             kwargs[kw.arg] = self.build(kw.value, depth + 1)
 
         def call(env):
