@@ -71,8 +71,10 @@ class Torchside:
     # -- the function of the variables at one point ---------------------------------------
     def f(self, *xs):
         out = self.compiled.forward(xs, self.constants, self.tdtype)
-        if not isinstance(out, torch.Tensor):
+        if isinstance(out, (int, float)):
             out = torch.as_tensor(out, dtype=self.tdtype, device=self.device)
+        if not isinstance(out, torch.Tensor):
+            raise TorchRaised(f"the torch implementation returns a {type(out).__name__}, not a tensor")
         return out
 
     def _batched(self, transform: Callable, label: str) -> Any:
@@ -102,6 +104,18 @@ class Torchside:
         return _np(out).reshape(self.points.count, -1)
 
     def derivative(self, target: Target, mode: str) -> np.ndarray:
+        """torch's derivative values for ``target``, (P, entries) like the target."""
+        try:
+            got = self._derivative(target, mode)
+        except (ValueError, IndexError) as err:  # torch's derivative has another layout
+            raise TorchRaised(f"torch's {target.label} does not have the expected shape: {err}") from None
+        if got.shape != (self.points.count, len(target.exprs)):
+            raise TorchRaised(f"torch's {target.label} has {got.size // max(self.points.count, 1)} entries per "
+                              f"point; the exact one has {len(target.exprs)} (does the torch implementation "
+                              f"return the shape of the expression, {list(self.compiled.out_shape)}?)")
+        return got
+
+    def _derivative(self, target: Target, mode: str) -> np.ndarray:
         kind = target.label
         if kind == "intermediates":
             return self._intermediates(target)

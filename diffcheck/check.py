@@ -15,7 +15,8 @@ from . import compare as cmp
 from .autograd import CannotDifferentiate, TorchRaised, Torchside
 from .case import Case
 from .kinks import SidedEvaluator, convention, find_kinks, limit_sides, one_sided
-from .points import PointSet, draw, validate_points
+from .errors import CaseFileError
+from .points import SIXTEEN_BIT, PointSet, draw, validate_points
 from .regions import describe_region
 from .search import hunt
 from .reference import Evaluator
@@ -89,6 +90,10 @@ def check_case(case: Case, options: CheckOptions | None = None) -> CaseReport:
 
 def check_dtype(compiled: CompiledCase, dtype: str, options: CheckOptions) -> list[Result]:
     case = compiled.case
+    if case.samples == "all" and dtype not in SIXTEEN_BIT:
+        raise CaseFileError(f"`samples: all` enumerates 16-bit dtypes only, and this run asks for {dtype}",
+                            case.where("samples"), "leave out --dtype, or give the case a number of samples",
+                            case=case.name)
     points = draw(case, dtype, options.seed)
     derivative_exprs = [e for check in compiled.checks if check.kind != "intermediates"
                         for t in compiled.targets(check) for e in t.exprs]

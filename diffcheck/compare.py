@@ -83,12 +83,12 @@ def policy_for(dtype: str, scale: float, override: Tolerance | None) -> Policy:
 
 
 def ulp(values: np.ndarray, dtype: str) -> np.ndarray:
-    """The spacing of ``dtype`` at |values| (its subnormal spacing near zero)."""
+    """The spacing of ``dtype`` at |values| (its subnormal spacing near and at zero)."""
     mag = np.abs(values)
-    with np.errstate(divide="ignore"):
-        exponent = np.floor(np.log2(np.where(mag > 0, mag, 1.0)))
-    exponent = np.maximum(exponent, np.log2(TINY[dtype]))
-    return np.exp2(exponent - MANTISSA[dtype])
+    _, exponent = np.frexp(mag)  # |v| = m·2**e with m in [0.5, 1): leading bit 2**(e-1)
+    smallest = np.log2(TINY[dtype])
+    leading = np.where(mag > 0, np.maximum(exponent.astype(np.float64) - 1, smallest), smallest)
+    return np.exp2(leading - MANTISSA[dtype])
 
 
 @dataclass

@@ -337,10 +337,6 @@ def test_an_identically_zero_derivative_tolerates_rounding():
 # --- bugs found in files this suite does not own (see the reasons) ----------------------------
 
 @pytest.mark.filterwarnings("ignore:Converting a tensor with requires_grad")
-@pytest.mark.xfail(strict=True, raises=(ValueError, IndexError),
-                   reason="check_case crashes with a raw numpy ValueError/IndexError inside compare.compare when the "
-                   "torch key returns the wrong shape: Torchside.value reports it as an error result, but the "
-                   "derivative path (autograd.py/check.py) never checks the shape of torch's Jacobian")
 @pytest.mark.parametrize("expr, variables, torch_text", [
     ("sum(x)", {"x": {"shape": [3]}}, "x"),      # a vector for a scalar
     ("x", None, "(x, x)"),                         # a tuple for a scalar
@@ -351,9 +347,6 @@ def test_a_torch_key_of_the_wrong_shape_is_an_error_result(expr, variables, torc
     assert {r.status for r in rs} == {"error"}
 
 
-@pytest.mark.xfail(strict=True, reason="`samples: all` is validated against the case's dtypes only: a run-wide "
-                   "dtype override (CheckOptions.dtypes / --dtype float64) makes points.all_values view the int16 "
-                   "bit patterns as float64, checking 8184 meaningless points instead of refusing")
 def test_samples_all_refuses_a_wide_dtype_given_for_the_run():
     case = make_case("all16", "sigmoid(x)", {"x": {"domain": [-1, 1]}}, samples="all", dtypes=["float16"])
     with pytest.raises(CaseFileError):

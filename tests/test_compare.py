@@ -92,9 +92,6 @@ def test_ulp_values():
     assert ulp(np.array([5e-324]), "float64")[0] == 2.0 ** -1074
 
 
-@pytest.mark.xfail(strict=True, reason="compare.ulp(0) is the spacing at 1.0, not the subnormal spacing its "
-                   "docstring promises: np.where(mag > 0, mag, 1.0) makes log2|0| = 0, so a ULP error against an "
-                   "exact 0 is understated by 2**1022 in float64 (2**14 in float16)")
 def test_ulp_at_zero_is_the_subnormal_spacing():
     assert ulp(np.array([0.0]), "float64")[0] == 2.0 ** -1074
     assert ulp(np.array([0.0]), "float16")[0] == 2.0 ** -24
@@ -105,18 +102,15 @@ def test_ulp_at_zero_is_the_subnormal_spacing():
 @given(st.sampled_from(DTYPES), st.floats(allow_nan=False, allow_infinity=False))
 def test_ulp_is_the_distance_to_the_next_value_up(dtype, value):
     t = torch.tensor(abs(value), dtype=torch.float64).to(getattr(torch, dtype))
-    if not torch.isfinite(t) or t == torch.finfo(t.dtype).max or t == 0:  # 0: see the xfail above
+    if not torch.isfinite(t) or t == torch.finfo(t.dtype).max or t == 0:  # 0: tested above
         return
     mantissa, _ = math.frexp(t.double().item())
-    if dtype == "float64" and mantissa > 1 - 1e-12:  # just below a power of two: see the xfail below
+    if dtype == "float64" and mantissa > 1 - 1e-12:  # just below a power of two: tested below
         return
     spacing = (torch.nextafter(t, torch.tensor(float("inf"), dtype=t.dtype)) - t).double().item()
     assert ulp(np.array([t.double().item()]), dtype)[0] == spacing
 
 
-@pytest.mark.xfail(strict=True, reason="compare.ulp takes floor(np.log2(|v|)), which rounds up to the next integer "
-                   "for float64 values within ~1e-15 below a power of two (log2(2**49 - 1) == 49.0): their ULP is "
-                   "reported twice too large (np.frexp gives the exponent exactly)")
 def test_ulp_just_below_a_power_of_two():
     below = np.nextafter(2.0 ** 49, 0.0)
     assert ulp(np.array([below]), "float64")[0] == 2.0 ** (48 - 52)
