@@ -26,7 +26,7 @@ from .errors import ExpressionError
 from .library import CONSTANTS, LIBRARY, MAX_EXACT_DIGITS, Arr, arr
 
 MAX_LENGTH = 20_000      # characters in one expression
-MAX_DEPTH = 60           # nesting of the tree
+MAX_DEPTH = 200          # nesting of the tree (a chain a + b + c + ... counts one per term)
 MAX_POWER_DIGITS = MAX_EXACT_DIGITS  # digits a constant power may produce
 
 
