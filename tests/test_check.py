@@ -353,3 +353,11 @@ def test_samples_all_refuses_a_wide_dtype_given_for_the_run():
         results(case, dtypes=("float64",))
 
 
+
+
+@pytest.mark.skipif(not __import__("torch").cuda.is_available(), reason="no CUDA device on this machine")
+def test_cuda_device_path():
+    from diffcheck.check import CheckOptions, check_case as run_case
+    case = make_case("cuda_sigmoid", "sigmoid(x)", dtypes=["float32"])
+    report = run_case(case, CheckOptions(device="cuda"))
+    assert {r.status for r in report.results} == {"pass"}
