@@ -1,0 +1,127 @@
+"""Kinks, singular points, instabilities and torch's refusals: an honest verdict at every point."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import make_case
+
+from diffcheck.check import CheckOptions, check_case
+from diffcheck.kinks import convention, find_kinks, limit_sides
+from diffcheck.symbolic import compile_case
+
+ALL_DTYPES = ["float64", "float32", "float16", "bfloat16"]
+MODES = ["reverse", "backward", "forward"]
+
+
+def derivative_results(case):
+    return [r for r in check_case(case).results if r.check != "value"]
+
+
+@pytest.mark.parametrize("name, expr, torch_text, expected", [
+    ("relu", "relu(x)", None, "left limit (0)"),
+    ("clamp", "relu(x)", "torch.clamp(x, min=0)", "right limit (1)"),
+    ("abs", "abs(x)", None, "midpoint (0)"),
+    ("maximum", "maximum(x, 0)", None, "midpoint (0.5)"),
+])
+def test_kinks_pass_with_their_convention(name, expr, torch_text, expected):
+    case = make_case(name, expr, torch=torch_text, samples=4, dtypes=ALL_DTYPES, modes=MODES)
+    results = derivative_results(case)
+    assert results and {r.status for r in results} == {"kink"}
+    for r in results:
+        assert r.counts.get("kink") == 1
+        (kink,) = r.details["kinks"]
+        assert kink["point"] == {"x": 0.0}
+        assert kink["convention"] == expected
+
+
+def test_sympy_convention_is_not_the_answer_at_a_kink():
+    # diff(Max(0, x)) is Heaviside(x), 1/2 at 0: torch's 0 for relu must still pass
+    case = make_case("relu0", "relu(x)", points=[{"x": 0}], samples=0, dtypes=["float64"])
+    assert {r.status for r in derivative_results(case)} == {"kink"}
+
+
+def test_relu_with_derivative_two_at_zero_fails():
+    case = make_case("bad_relu", "relu(x)", torch="bad(x)", imports={"bad": "diffcheck.examples:relu_two_at_zero"},
+                     samples=4, dtypes=["float64", "float32"], modes=["reverse", "backward"])
+    results = derivative_results(case)
+    assert {r.status for r in results} == {"fail"}
+    for r in results:
+        assert r.details["kinks"][0]["convention"] == "outside the subdifferential"
+        assert r.worst_point.point == {"x": 0.0} and r.worst_point.autograd == 2.0
+
+
+def test_kinks_are_found_from_the_exact_derivative():
+    compiled = compile_case(make_case("k", "relu(x - 1) + abs(x + 2)", {"x": {"domain": [-5, 5]}}))
+    exprs = compiled.targets(compiled.checks[0])[0].exprs
+    assert find_kinks(compiled, exprs) == [-2.0, 1.0]
+    outside = compile_case(make_case("k2", "relu(x - 20)", {"x": {"domain": [-5, 5]}}))
+    assert find_kinks(outside, outside.targets(outside.checks[0])[0].exprs) == []
+
+
+def test_convention_names():
+    assert convention(0.0, 1.0, 0.0, 1e-12) == "left limit (0)"
+    assert convention(0.0, 1.0, 1.0, 1e-12) == "right limit (1)"
+    assert convention(-1.0, 1.0, 0.0, 1e-12) == "midpoint (0)"
+    assert convention(0.0, 1.0, 0.25, 1e-12) == "inside [0, 1]"
+    assert convention(0.0, 1.0, 2.0, 1e-12) is None
+    assert limit_sides(float("nan"), float("inf")) == "+inf"
+    assert limit_sides(float("-inf"), float("inf")) is None
+
+
+def test_sqrt_at_zero_is_singular_not_failed():
+    case = make_case("sqrt0", "sqrt(x)", {"x": {"domain": [0, 4]}}, points=[{"x": 0}], samples=4,
+                     dtypes=["float64", "float32"])
+    results = derivative_results(case)
+    assert {r.status for r in results} == {"singular"}
+    for r in results:
+        (s,) = r.details["singular"]
+        assert s["limit"] == "+inf" and s["torch"] == float("inf") and s["matches_limit"]
+
+
+def test_log_at_zero_only_counts_the_side_where_log_is_defined():
+    case = make_case("log0", "log(x)", {"x": {"domain": [0, 4]}}, points=[{"x": 0}], samples=2, dtypes=["float64"])
+    (r, *_) = derivative_results(case)
+    assert r.details["singular"][0]["limit"] == "+inf"
+
+
+def test_naive_sigmoid_is_unstable_with_its_region():
+    case = make_case("naive_sigmoid", "sigmoid(x)", {"x": {"domain": [-1000, 1000]}}, torch="1 / (1 + torch.exp(-x))",
+                     points=[{"x": -800}], samples=8, dtypes=["float64"])
+    for r in derivative_results(case):
+        assert r.status == "unstable"
+        (region,) = r.details["regions"]
+        assert region.startswith("NaN for x ≤ -709.78") and "float64" in region
+
+
+def test_naive_softmax_is_unstable():
+    case = make_case("naive_softmax", "softmax(x)", {"x": {"shape": [2], "domain": [-1000, 1000]}},
+                     torch="torch.exp(x) / torch.sum(torch.exp(x))", points=[{"x": [1000, -1000]}, {"x": [1, 2]}],
+                     samples=0, dtypes=["float64"])
+    results = check_case(case).results
+    assert {r.status for r in results} == {"unstable"}
+    assert all(r.details.get("regions") for r in results)
+
+
+def test_torch_softmax_at_large_logits_passes():
+    case = make_case("softmax_big", "softmax(x)", {"x": {"shape": [3]}}, points=[{"x": [1000, -1000, 0]}],
+                     samples=0, dtypes=ALL_DTYPES, modes=MODES)
+    assert {r.status for r in check_case(case).results} == {"pass"}
+
+
+def test_step_cannot_be_differentiated_by_torch():
+    case = make_case("step", "step(x)", samples=3, dtypes=["float64"], modes=MODES)
+    results = derivative_results(case)
+    assert {r.status for r in results} == {"not_differentiable"}
+    assert all("heaviside" in r.message for r in results)
+
+
+def test_search_is_deterministic_and_shrinks():
+    case = make_case("narrow", "sigmoid(x)", torch="bug(x)", imports={"bug": "diffcheck.examples:sigmoid_narrow_bug"},
+                     modes=["reverse"], dtypes=["float64"])
+    assert {r.status for r in check_case(case).results} == {"pass"}
+    found = [[r.details["search"] for r in check_case(case, CheckOptions(search=True, seed=3)).results]
+             for _ in range(2)]
+    assert found[0] == found[1]
+    gradient = found[0][1]
+    assert 2.5 < gradient["point"]["x"] < 2.51
+    assert gradient["points_line"] == "points: [{x: 2.5078125}]"
