@@ -1,10 +1,17 @@
-"""Reference values: exact expressions evaluated at points, correctly to float64.
+"""Reference values: exact expressions evaluated at points, correct to float64.
 
-Every expression is lambdified (with common-subexpression elimination) for mpmath and
-evaluated in arbitrary precision: exp(1000) and σ'(-800) hold no terrors there. Each point is
-evaluated at two working precisions; where the two disagree beyond 1e-25 relative, the
-point is evaluated again with more digits, so a cancellation deeper than the working
-precision is caught rather than trusted. The result is rounded once to float64.
+:class:`Evaluator` is what the checker uses. It evaluates all entries at all points at once
+in extended precision with a running bound on every value's error, then in the log domain
+where even that range overflows (:mod:`diffcheck.fastref`); it keeps the entries whose
+bound proves the float64 value within one ulp of the exact one, and computes every other
+entry with mpmath, at more and more digits, until a bound proves its correctly rounded
+float64. So exp(1000), σ′(−800), sigmoid(−65504) and cancellations deeper than any fixed
+precision hold no terrors: where a value is not proven, it is not used.
+
+:class:`MpmathEvaluator` is the original, purely mpmath evaluator (lambdified, point by
+point, two working precisions that must agree). It is slow; tests hold the fast path to
+it, and to mpmath at far higher precision where two agreeing precisions are both wrong.
+Set ``DIFFCHECK_REFERENCE=mpmath`` to make the checker use it.
 
 A value that is infinite is reported as ±inf (kind POS_INF/NEG_INF); a value that is
 undefined (0/0, a complex result, a function outside its domain) as UNDEFINED. Neither is
@@ -13,50 +20,70 @@ ever silently dropped.
 
 from __future__ import annotations
 
+import os
 from typing import Sequence
 
 import mpmath
 import numpy as np
 import sympy as sp
 
-from .compare import FINITE, NEG_INF, POS_INF, UNDEFINED
-
-WORK_DPS = (30, 45)
-MAX_DPS = 400
-AGREE = mpmath.mpf("1e-25")
-
-
-def _dirac(x, *order):
-    # DiracDelta appears in derivatives of kinks: 0 away from the kink, undefined at it.
-    return mpmath.mpf(0) if x != 0 else mpmath.nan
-
-
-def _heaviside(x, h0=0.5):
-    if x > 0:
-        return mpmath.mpf(1)
-    if x < 0:
-        return mpmath.mpf(0)
-    return mpmath.mpf(h0)
+from .compare import FINITE
+from .dag import ExprList, Program, from_sympy
+from .fastref import (MAX_DPS, WORK_DPS, Stats, _agree, _as_mp, _dirac, _heaviside, classify, plan,
+                      reference)
 
 
 def _sign(x):
     return mpmath.mpf(mpmath.sign(x))
 
 
-_MODULES = [{"DiracDelta": _dirac, "Heaviside": _heaviside, "sign": _sign}, "mpmath"]
+#: lambdify modules of the exact evaluation
+MODULES = [{"DiracDelta": _dirac, "Heaviside": _heaviside, "sign": _sign}, "mpmath"]
+_MODULES = MODULES  # the name kinks.py and claims.py import
+__all__ = ["Evaluator", "MpmathEvaluator", "MODULES", "evaluate", "program_of", "_MODULES", "_as_mp"]
+
+
+def program_of(exprs: Sequence[sp.Expr], symbols: Sequence[sp.Symbol]) -> Program:
+    """The shared graph of ``exprs``: the one an ExprList already holds, else built."""
+    if isinstance(exprs, ExprList) and exprs.symbols == list(symbols):
+        return exprs.program
+    return from_sympy(list(exprs), symbols)
 
 
 class Evaluator:
     """Evaluate a list of SymPy expressions of ``symbols`` at many points."""
 
     def __init__(self, exprs: Sequence[sp.Expr], symbols: Sequence[sp.Symbol]):
-        self.exprs = list(exprs)
+        self.exprs = exprs
         self.symbols = list(symbols)
-        self._fn = sp.lambdify(self.symbols, self.exprs, modules=_MODULES, cse=True)
+        self.program = program_of(exprs, self.symbols)
+        self.stats = Stats()
 
     def __call__(self, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``values``: (P, len(symbols)) float64, each exactly the input torch sees.
         Returns (reference (P, n) float64, kinds (P, n) int8)."""
+        if os.environ.get("DIFFCHECK_REFERENCE") == "mpmath":
+            return MpmathEvaluator(list(self.exprs), self.symbols)(values)
+        derived = self.program.derived
+        if "plan" not in derived:
+            derived["plan"] = plan(self.program)
+        out, kinds, stats = reference(self.program, self.symbols, np.asarray(values, dtype=np.float64),
+                                      derived["plan"])
+        self.stats += stats
+        return out, kinds
+
+
+class MpmathEvaluator:
+    """The exact oracle: every expression lambdified for mpmath (with common-subexpression
+    elimination) and evaluated point by point at two working precisions; where the two
+    disagree beyond 1e-25 relative, again with more digits. Rounded once to float64."""
+
+    def __init__(self, exprs: Sequence[sp.Expr], symbols: Sequence[sp.Symbol]):
+        self.exprs = list(exprs)
+        self.symbols = list(symbols)
+        self._fn = sp.lambdify(self.symbols, self.exprs, modules=MODULES, cse=True)
+
+    def __call__(self, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         p = values.shape[0]
         out = np.zeros((p, len(self.exprs)))
         kinds = np.full((p, len(self.exprs)), FINITE, dtype=np.int8)
@@ -83,51 +110,8 @@ class Evaluator:
         vals = np.zeros(len(self.exprs))
         kinds = np.full(len(self.exprs), FINITE, dtype=np.int8)
         for j, v in enumerate(hi):
-            vals[j], kinds[j] = _classify(v)
+            vals[j], kinds[j] = classify(v)
         return vals, kinds
-
-
-def _as_mp(value):
-    """A lambdified result as an mpf, None for undefined."""
-    if isinstance(value, (sp.Basic,)):
-        if value in (sp.zoo, sp.nan):
-            return None
-        if value == sp.oo:
-            return mpmath.inf
-        if value == -sp.oo:
-            return -mpmath.inf
-        try:
-            value = mpmath.mpmathify(sp.N(value, 50))
-        except (TypeError, ValueError):
-            return None
-    if isinstance(value, mpmath.mpc):
-        if value.imag != 0:
-            return None
-        value = value.real
-    if isinstance(value, (int, float)):
-        value = mpmath.mpf(value)
-    if not isinstance(value, mpmath.mpf):
-        return None
-    if mpmath.isnan(value):
-        return None
-    return value
-
-
-def _agree(a, b) -> bool:
-    if a is None or b is None:
-        return a is None and b is None
-    if mpmath.isinf(a) or mpmath.isinf(b):
-        return a == b
-    return abs(a - b) <= AGREE * max(abs(a), abs(b)) or a == b
-
-
-def _classify(value) -> tuple[float, int]:
-    if value is None:
-        return float("nan"), UNDEFINED
-    if mpmath.isinf(value):
-        return (float("inf"), POS_INF) if value > 0 else (float("-inf"), NEG_INF)
-    f = float(value)  # correctly rounded to float64; beyond float64's range becomes ±inf
-    return f, FINITE
 
 
 def evaluate(exprs: Sequence[sp.Expr], symbols: Sequence[sp.Symbol], values: np.ndarray):

@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
-from . import __version__
+from . import __version__, cache
 from .case import Case
 from .check import CheckOptions, check_case
 from .errors import CaseFileError, CaseTimeout
@@ -101,7 +101,12 @@ def run_case(case: Case, options: RunOptions) -> tuple[CaseReport | None, CaseFi
 
 def run(paths: Sequence[str], options: RunOptions | None = None,
         progress: Callable[[CaseReport], None] | None = None) -> RunReport:
-    """Load every case under ``paths``, check them, and return the whole run."""
+    """Load every case under ``paths``, check them, and return the whole run.
+
+    ``options.jobs > 1`` checks the cases in that many worker processes (same results, same
+    order; see :mod:`diffcheck.parallel`); ``options.cache`` keeps derivations on disk
+    (:mod:`diffcheck.cache`). ``progress(case_report)`` is called as each case finishes; if
+    it has a ``set_total(n)`` method, that is called first with the number of cases."""
     options = options or RunOptions()
     start = time.perf_counter()
     report = RunReport(seed=options.seed, versions=versions())
@@ -111,18 +116,41 @@ def run(paths: Sequence[str], options: RunOptions | None = None,
         report.errors.append(CaseFileError(str(err)))
         return report
     report.errors.extend(errors)
-    for case in cases:
-        case_report, error, internal = run_case(case, options)
-        if error is not None:
-            report.errors.append(error)
-        if internal is not None:
-            report.internal_errors.append(internal)
-        if case_report is not None:
-            report.cases.append(case_report)
-            report.results.extend(case_report.results)
-            if progress is not None:
-                progress(case_report)
-            if options.fail_fast and case_report.status == "fail":
-                break
+    if progress is not None and hasattr(progress, "set_total"):  # a display that can show a bar
+        progress.set_total(len(cases))
+    with cache.use(options.cache):
+        in_workers = options.jobs > 1 and len(cases) > 1
+        if in_workers:
+            outcomes = _in_workers(cases, options, progress)
+        else:
+            outcomes = (run_case(case, options) for case in cases)
+        for outcome in outcomes:
+            if outcome is None:  # never started: -x stopped the workers first
+                continue
+            case_report, error, internal = outcome
+            if error is not None:
+                report.errors.append(error)
+            if internal is not None:
+                report.internal_errors.append(internal)
+            if case_report is not None:
+                report.cases.append(case_report)
+                report.results.extend(case_report.results)
+                if progress is not None and not in_workers:  # workers tick as cases finish
+                    progress(case_report)
+                if options.fail_fast and case_report.status == "fail":
+                    break
     report.seconds = time.perf_counter() - start
     return report
+
+
+def _in_workers(cases: Sequence[Case], options: RunOptions,
+                progress: Callable[[CaseReport], None] | None) -> list:
+    """-j N: the same outcomes as in-process, in input order; progress ticks as cases finish."""
+    from .parallel import run_parallel
+
+    def finished(index: int, outcome) -> bool:
+        case_report = outcome[0]
+        if progress is not None and case_report is not None:
+            progress(case_report)
+        return not (options.fail_fast and case_report is not None and case_report.status == "fail")
+    return run_parallel(cases, options, options.jobs, finished)

@@ -15,7 +15,9 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 import sympy as sp
 
+from . import derive
 from .case import Case, Check
+from .dag import ExprList
 from .errors import CaseFileError, ExpressionError
 from .language import DTYPE_KEY, Node, names_used, parse, to_math, to_torch
 from .library import Arr, arr
@@ -118,10 +120,13 @@ class CompiledCase:
         return self.torch_output(env)
 
     def targets(self, check: Check) -> list[Target]:
-        """The exact expressions a check compares against (cached)."""
+        """The exact expressions a check compares against: derived once per compiled case,
+        and across runs through the derivation cache (:mod:`diffcheck.cache`) when a run
+        has it on."""
         key = f"{check.kind}{check.order}"
         if key not in self._targets:
-            self._targets[key] = _targets(self, check)
+            from .cache import derivations
+            self._targets[key] = derivations(self, check, lambda: _targets(self, check))
         return self._targets[key]
 
     def value_target(self) -> Target:
@@ -137,23 +142,21 @@ def _flat_vars(c: CompiledCase) -> list[sp.Symbol]:
     return out
 
 
-def _jacobian(outputs: Sequence[sp.Expr], wrt: Sequence[sp.Symbol]) -> list[sp.Expr]:
-    return [sp.diff(f, x) for f in outputs for x in wrt]
+def _jacobian(outputs: Sequence[sp.Expr], wrt: Sequence[sp.Symbol], symbols: Sequence[sp.Symbol]) -> ExprList:
+    """d outputs[i] / d wrt[k], row-major, every shared piece derived once (diffcheck.derive)."""
+    return derive.jacobian(outputs, wrt, symbols)
 
 
 def _targets(c: CompiledCase, check: Check) -> list[Target]:
     outs = list(c.output.ravel())
     xs = _flat_vars(c)
     if check.kind in ("gradient", "jacobian"):
-        return [Target(check.kind, _jacobian(outs, xs), c.output_names(), c.input_names())]
+        return [Target(check.kind, _jacobian(outs, xs, c.symbols), c.output_names(), c.input_names())]
     if check.kind == "hessian":
-        grad = _jacobian(outs, xs)
-        return [Target("hessian", _jacobian(grad, xs), c.input_names(), c.input_names())]
+        return [Target("hessian", derive.hessian(outs[0], xs, c.symbols), c.input_names(), c.input_names())]
     if check.kind == "derivative":
-        expr = outs[0]
-        for _ in range(check.order):
-            expr = sp.diff(expr, xs[0])
-        return [Target(check.label, [expr], c.output_names(), c.input_names())]
+        return [Target(check.label, derive.nth_derivative(outs[0], xs[0], check.order, c.symbols),
+                       c.output_names(), c.input_names())]
     if check.kind == "intermediates":
         return [_intermediate(c, name) for name in c.let_math]
     raise ValueError(check.kind)

@@ -1,0 +1,182 @@
+"""``diffcheck run -j N``: the same run as ``-j 1``, and a hung or exploding case stopped,
+reported and kept from costing the others their results."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from diffcheck import parallel, runner
+from diffcheck.results import RunReport
+
+CASES = """\
+defaults:
+  samples: 6
+cases:
+  - name: p.sigmoid
+    variables: {x: {}}
+    expr: sigmoid(x)
+  - name: p.tanh
+    variables: {x: {}}
+    expr: tanh(x)
+  - name: p.softmax
+    variables: {x: {shape: [4]}}
+    expr: softmax(x)
+  - name: p.broken_silu
+    variables: {x: {}}
+    expr: x * sigmoid(x)
+    torch: torch.Tensor.detach(torch.sigmoid(x)) * x
+  - name: p.relu
+    variables: {x: {}}
+    expr: relu(x)
+    points: [{x: 0}]
+  - name: p.mse
+    variables: {w: {shape: [2]}}
+    constants: {X: [[1.5, -2.0], [0.25, 3.0]], y: [1.0, -1.0]}
+    expr: mse(X @ w, y)
+    check: [gradient, hessian]
+"""
+
+# The user's own torch code, named by `imports`: one that never returns, where Python's
+# alarm cannot reach it, and one that asks for far more memory than a case may have.
+HELPERS = """\
+import signal, time
+import torch
+
+def stuck(x):
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGALRM})
+    time.sleep(120)
+    return torch.sigmoid(x)
+
+def hungry(x):
+    hoard = torch.ones(1 << 31, dtype=torch.float64)  # 16 GiB
+    return torch.sigmoid(x) + hoard[0] * 0
+"""
+
+HUNG = """\
+name: p.hung
+variables: {x: {}}
+expr: sigmoid(x)
+torch: stuck(x)
+imports: {stuck: "diffcheck_test_helpers:stuck"}
+samples: 2
+timeout: 1
+"""
+
+EXPLODING = """\
+name: p.exploding
+variables: {x: {}}
+expr: sigmoid(x)
+torch: hungry(x)
+imports: {hungry: "diffcheck_test_helpers:hungry"}
+samples: 2
+"""
+
+
+def comparable(report: RunReport) -> dict:
+    """The run without its timings: what -j must not change."""
+    def strip(x):
+        if isinstance(x, dict):
+            return {k: strip(v) for k, v in x.items() if k != "seconds"}
+        if isinstance(x, list):
+            return [strip(v) for v in x]
+        return x
+    return {"results": strip([r.to_dict() for r in report.results]),
+            "cases": [c.name for c in report.cases],
+            "errors": [str(e) for e in report.errors],
+            "internal": report.internal_errors, "exit": report.exit_code}
+
+
+@pytest.fixture
+def suite(tmp_path: Path) -> Path:
+    (tmp_path / "cases.yaml").write_text(CASES)
+    return tmp_path
+
+
+@pytest.fixture
+def helpers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    (tmp_path / "diffcheck_test_helpers.py").write_text(HELPERS)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    return tmp_path
+
+
+def test_two_workers_give_the_same_run_as_one(suite: Path) -> None:
+    one = runner.run([str(suite)], runner.RunOptions(jobs=1, cache=False))
+    two = runner.run([str(suite)], runner.RunOptions(jobs=2, cache=False))
+    assert comparable(two) == comparable(one)
+    assert [c.name for c in two.cases] == ["p.sigmoid", "p.tanh", "p.softmax", "p.broken_silu", "p.relu", "p.mse"]
+    assert two.exit_code == 1  # the broken silu fails in both
+
+
+def test_progress_ticks_once_per_case_in_workers(suite: Path) -> None:
+    seen: list[str] = []
+    runner.run([str(suite)], runner.RunOptions(jobs=2, cache=False), lambda case: seen.append(case.name))
+    assert sorted(seen) == sorted(["p.sigmoid", "p.tanh", "p.softmax", "p.broken_silu", "p.relu", "p.mse"])
+
+
+def test_fail_fast_stops_at_the_same_case(suite: Path) -> None:
+    one = runner.run([str(suite)], runner.RunOptions(jobs=1, cache=False, fail_fast=True))
+    two = runner.run([str(suite)], runner.RunOptions(jobs=2, cache=False, fail_fast=True))
+    assert [c.name for c in two.cases] == [c.name for c in one.cases] == \
+        ["p.sigmoid", "p.tanh", "p.softmax", "p.broken_silu"]
+    assert comparable(two) == comparable(one)
+
+
+posix_only = pytest.mark.skipif(sys.platform != "linux", reason="the limits are tested where /proc and fork exist")
+
+
+@posix_only
+def test_a_hung_case_is_killed_and_reported_and_the_others_finish(suite: Path, helpers: Path) -> None:
+    (suite / "hung.yaml").write_text(HUNG)
+    start = time.monotonic()
+    report = runner.run([str(suite)], runner.RunOptions(jobs=2, cache=False))
+    took = time.monotonic() - start
+    hung = next(c for c in report.cases if c.name == "p.hung")
+    (result,) = hung.results
+    assert result.status == "error"
+    assert "time limit of 1 s" in result.message and "killed" in result.message
+    others = [c for c in report.cases if c.name != "p.hung"]
+    assert len(others) == 6 and all(r.status != "error" for c in others for r in c.results)
+    assert took < 60  # the stuck helper sleeps 120 s: it was killed, not waited for
+    assert report.exit_code == 1
+
+
+@posix_only
+def test_an_exploding_case_is_stopped_by_its_memory_limit(suite: Path, helpers: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DIFFCHECK_CASE_MEMORY", "1G")
+    (suite / "exploding.yaml").write_text(EXPLODING)
+    report = runner.run([str(suite)], runner.RunOptions(jobs=2, cache=False))
+    exploding = next(c for c in report.cases if c.name == "p.exploding")
+    assert exploding.results and all(r.status == "error" for r in exploding.results
+                                     if r.check != "value" or r.status == "error")
+    assert any("memory" in (r.message or "") or "allocate" in (r.message or "") for r in exploding.results)
+    others = [c for c in report.cases if c.name != "p.exploding"]
+    assert len(others) == 6 and all(r.status != "error" for c in others for r in c.results)
+
+
+def test_case_memory_reads_units(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DIFFCHECK_CASE_MEMORY", "512M")
+    assert parallel.case_memory() == 512 << 20
+    monkeypatch.setenv("DIFFCHECK_CASE_MEMORY", "2G")
+    assert parallel.case_memory() == 2 << 30
+    monkeypatch.setenv("DIFFCHECK_CASE_MEMORY", "0")
+    assert parallel.case_memory() is None
+    monkeypatch.delenv("DIFFCHECK_CASE_MEMORY")
+    assert parallel.case_memory() == parallel.DEFAULT_MEMORY
+
+
+def test_the_cli_runs_in_workers(suite: Path, tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from diffcheck.cli import main
+    out = tmp_path / "two.json"
+    result = CliRunner().invoke(main, ["run", str(suite), "-j", "2", "--no-cache", "--json", str(out)])
+    assert result.exit_code == 1, result.output
+    data = json.loads(out.read_text())
+    assert {r["case"] for r in data["results"]} == {"p.sigmoid", "p.tanh", "p.softmax", "p.broken_silu",
+                                                    "p.relu", "p.mse"}
