@@ -209,3 +209,18 @@ def test_status_of(counts, status):
 def test_classes_are_ordered_by_severity():
     assert cmp.CLASSES[0] == "pass" and cmp.CLASSES[-1] == "fail"
     assert cmp.CLASSES.index("unstable") > cmp.CLASSES.index("singular") > cmp.CLASSES.index("kink")
+
+
+def test_block_by_block_comparison_equals_one_pass():
+    from diffcheck import compare as cmp
+    rng = np.random.default_rng(0)
+    ref = rng.normal(size=(3000, 700))
+    got = ref * (1 + rng.normal(size=ref.shape) * 1e-16)
+    got[1234, 5] = np.nan
+    got[2500, 3] += 1e-3
+    kinds = np.zeros(ref.shape, dtype=np.int8)
+    kinds[10, 10] = cmp.POS_INF
+    blocks, single = cmp.compare(ref, kinds, got, "float64"), cmp.compare_rows(ref, kinds, got, "float64")
+    for field in ("counts", "compared", "max_abs", "max_rel", "max_ulp", "worst", "worst_ratio", "examples", "policy"):
+        assert getattr(blocks, field) == getattr(single, field), field
+    assert (blocks.point_class == single.point_class).all()
