@@ -12,10 +12,18 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
+import pytest
+
 from diffcheck.case import Case, Check, Tolerance, Variable
 from diffcheck.errors import Location
 
 TEST_FILE = "<test>"
+
+
+@pytest.fixture(autouse=True)
+def _private_cache(tmp_path_factory, monkeypatch):
+    """Tests never read or write the user's derivation cache."""
+    monkeypatch.setenv("DIFFCHECK_CACHE_DIR", str(tmp_path_factory.mktemp("diffcheck-cache")))
 
 
 def _variable(name: str, spec: Mapping[str, Any]) -> Variable:
