@@ -109,14 +109,18 @@ def check_dtype(compiled: CompiledCase, dtype: str, options: CheckOptions) -> li
     return results
 
 
+def _with_constants(ctx: _Context, variables: np.ndarray) -> np.ndarray:
+    """The evaluation matrix: the variables' elements (rows = points), then the symbolic
+    constants as the dtype under test holds them, the same in every row."""
+    consts = [np.broadcast_to(_rounded(v, ctx.dtype).reshape(-1), (len(variables), v.size))
+              for v in ctx.compiled.symbolic_constants]
+    return np.concatenate([variables] + consts, axis=1) if consts else variables
+
+
 def _reference(ctx: _Context, target: Target) -> _Reference:
     key = f"{target.label}:{target.wrt}"
     if key not in ctx.refs:
-        c = ctx.compiled
-        consts = [np.broadcast_to(v.reshape(-1), (ctx.points.count, v.size))
-                  for v in (_rounded(v, ctx.dtype) for v in c.symbolic_constants)]
-        matrix = np.concatenate([ctx.points.matrix()] + consts, axis=1) if consts else ctx.points.matrix()
-        values, kinds = Evaluator(target.exprs, c.symbols)(matrix)
+        values, kinds = Evaluator(target.exprs, ctx.compiled.symbols)(_with_constants(ctx, ctx.points.matrix()))
         ctx.refs[key] = _Reference(values, kinds)
     return ctx.refs[key]
 
@@ -144,9 +148,8 @@ def _grid_scale(ctx: _Context, target: Target) -> float:
         else:
             rng = np.random.default_rng(12345)
             grid = [rng.uniform(*v.domain, size=(GRID, int(np.prod(v.shape, dtype=int)))) for v in case.variables]
-        grid = [_rounded(g.reshape(GRID, -1), ctx.dtype) for g in grid]
-        consts = [np.broadcast_to(_rounded(v, ctx.dtype).reshape(-1), (GRID, v.size)) for v in c.symbolic_constants]
-        values, kinds = Evaluator(target.exprs, c.symbols)(np.concatenate(grid + consts, axis=1))
+        grid = np.concatenate([_rounded(g.reshape(GRID, -1), ctx.dtype) for g in grid], axis=1)
+        values, kinds = Evaluator(target.exprs, c.symbols)(_with_constants(ctx, grid))
         finite = np.abs(values[(kinds == cmp.FINITE) & np.isfinite(values)])
         ctx.scales[key] = float(finite.max()) if finite.size else 0.0
     return ctx.scales[key]
@@ -240,7 +243,6 @@ def _search(ctx: _Context, target: Target, mode: str | None, comparison: cmp.Com
     """--search: hunt for a failing point with the policy this result was judged by."""
     c, policy = ctx.compiled, comparison.policy
     evaluator = Evaluator(target.exprs, c.symbols)
-    consts = [_rounded(v, ctx.dtype).reshape(-1) for v in c.symbolic_constants]
 
     def failing(values: dict[str, np.ndarray]) -> np.ndarray:
         count = len(next(iter(values.values())))
@@ -248,9 +250,8 @@ def _search(ctx: _Context, target: Target, mode: str | None, comparison: cmp.Com
             got = _torch_at(ctx, target, mode, values)
         except (CannotDifferentiate, TorchRaised):
             return np.ones(count, dtype=bool)
-        matrix = np.concatenate([values[v.name].reshape(count, -1) for v in c.case.variables]
-                                + [np.broadcast_to(k, (count, k.size)) for k in consts], axis=1)
-        ref, kinds = evaluator(matrix)
+        ref, kinds = evaluator(_with_constants(
+            ctx, np.concatenate([values[v.name].reshape(count, -1) for v in c.case.variables], axis=1)))
         finite = kinds == cmp.FINITE
         with np.errstate(invalid="ignore"):
             bad = finite & (~np.isfinite(got) | (np.abs(got - ref) > policy.rtol * np.abs(ref) + policy.atol))
@@ -268,9 +269,7 @@ def _search(ctx: _Context, target: Target, mode: str | None, comparison: cmp.Com
 
 
 def _matrix_row(ctx: _Context, i: int) -> np.ndarray:
-    c = ctx.compiled
-    consts = [_rounded(v, ctx.dtype).reshape(-1) for v in c.symbolic_constants]
-    return np.concatenate([ctx.points.matrix()[i]] + consts)
+    return _with_constants(ctx, ctx.points.matrix()[i:i + 1])[0]
 
 
 def _kink_intervals(ctx: _Context, target: Target) -> np.ndarray | None:
