@@ -198,7 +198,7 @@ def compare_rows(reference: np.ndarray, kinds: np.ndarray, got: np.ndarray, dtyp
 
     compared_mask = finite_ref & got_finite
     if compared_mask.any():
-        with np.errstate(divide="ignore", invalid="ignore"):
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             rel = np.where(ref != 0, err / np.abs(ref), np.where(err > 0, np.inf, 0.0))
             ulps = err / ulp(ref, dtype)
         max_abs = float(err[compared_mask].max())
