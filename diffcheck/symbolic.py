@@ -19,7 +19,7 @@ from . import derive
 from .case import Case, Check
 from .dag import ExprList
 from .errors import CaseFileError, ExpressionError
-from .language import DTYPE_KEY, Node, names_used, parse, to_math, to_torch
+from .language import DTYPE_KEY, Node, parse, to_math, to_torch
 from .library import Arr, arr
 from .torchexpr import compile_torch
 

@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from .errors import ExpressionError
-from .language import DTYPE_KEY, MAX_DEPTH, _suggest, parse_python
+from .language import MAX_DEPTH, _suggest, parse_python
 
 ALLOWED_MODULES = {
     "torch": torch, "torch.nn": torch.nn, "torch.nn.functional": F, "torch.special": torch.special,
@@ -186,6 +186,3 @@ class _TorchCompiler:
             return fn(*(a(env) for a in args), **{k: v(env) for k, v in kwargs.items()})
         return call
 
-
-def dtype_of(env: Mapping[str, Any]) -> torch.dtype:
-    return env[DTYPE_KEY]
