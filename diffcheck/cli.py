@@ -73,7 +73,12 @@ def _progress_display(console: Console, enabled: bool) -> Iterator[Callable[[Cas
                TextColumn("{task.description}"), TimeElapsedColumn())
     with Progress(*columns, console=console, transient=True) as progress:
         task = progress.add_task("", total=None)
-        yield lambda case: progress.update(task, advance=1, description=case.name)
+
+        def tick(case: CaseReport) -> None:
+            progress.update(task, advance=1, description=case.name)
+        # the runner announces the number of cases, and the spinner becomes a bar
+        tick.set_total = lambda n: progress.update(task, total=n)  # type: ignore[attr-defined]
+        yield tick
 
 
 def _short_traceback() -> str:
@@ -141,6 +146,8 @@ def run(ctx: click.Context, paths: tuple[str, ...], keyword: str | None,
         def progress(case: CaseReport) -> None:
             finished.append(case)
             tick(case)
+        if hasattr(tick, "set_total"):
+            progress.set_total = tick.set_total  # type: ignore[attr-defined]
 
         try:
             report = runner.run(list(paths), options, progress)
