@@ -1,6 +1,6 @@
 """``python -m diffcheck``: the same command line as the ``diffcheck`` script."""
 
-from .cli import main
+from .cli import entry
 
 if __name__ == "__main__":
-    main(prog_name="diffcheck")
+    entry()

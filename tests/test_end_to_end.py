@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import textwrap
 from pathlib import Path
 
@@ -141,3 +143,23 @@ def test_the_shipped_suite_passes():
     root = Path(__file__).resolve().parents[1]
     result = invoke(str(root / "cases"), "-q")
     assert result.exit_code == 0, result.output[-3000:]
+
+
+@pytest.mark.parametrize("files, args, code", [
+    ({"a.yaml": VALID}, [], 0),
+    ({"a.yaml": BROKEN}, [], 1),
+    ({"a.yaml": VALID, "b.yaml": INVALID}, [], 2),
+    ({"a.yaml": VALID}, ["--no-such-option"], 2),
+])
+def test_the_script_exits_fast_with_the_run_s_exit_code(tmp_path, files, args, code):
+    """``python -m diffcheck`` leaves through ``os._exit``: the code and every output survive."""
+    folder = write(tmp_path, files)
+    out = tmp_path / "out.json"
+    proc = subprocess.run([sys.executable, "-m", "diffcheck", "run", str(folder), "--no-cache", "--json", str(out),
+                           *args], capture_output=True, text=True, check=False)
+    assert proc.returncode == code, proc.stdout + proc.stderr
+    if "--no-such-option" in args:
+        assert "No such option" in proc.stderr
+        return
+    assert json.loads(out.read_text())["exit_code"] == code
+    assert "passed" in proc.stdout.splitlines()[-1]  # the summary line was flushed
