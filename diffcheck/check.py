@@ -54,7 +54,6 @@ class _Context:
     options: CheckOptions = field(default_factory=CheckOptions)
     refs: dict[str, _Reference] = field(default_factory=dict)
     sided: dict[str, SidedEvaluator] = field(default_factory=dict)
-    scales: dict[str, float] = field(default_factory=dict)
 
     def sided_evaluator(self, target: Target) -> SidedEvaluator:
         key = f"{target.label}:{target.wrt}"
@@ -138,21 +137,28 @@ def _scale_floor(ctx: _Context, target: Target) -> float:
     return scale
 
 
+def _grid(ctx: _Context) -> np.ndarray:
+    """A fixed grid of the domain: 64 points, each element with 8 significant bits (so that
+    float64, float32 and bfloat16 all hold it exactly, and usually float16 too: the dtypes
+    of one case then share one grid and one evaluation), then rounded to the dtype."""
+    case = ctx.compiled.case
+    if len(case.variables) == 1 and not case.variables[0].shape:
+        grid = [np.linspace(*case.variables[0].domain, GRID)]
+    else:
+        rng = np.random.default_rng(12345)
+        grid = [rng.uniform(*v.domain, size=(GRID, int(np.prod(v.shape, dtype=int)))) for v in case.variables]
+    coarse = np.concatenate([_rounded(g.reshape(GRID, -1), "bfloat16") for g in grid], axis=1)
+    return _rounded(coarse, ctx.dtype)
+
+
 def _grid_scale(ctx: _Context, target: Target) -> float:
-    """The largest finite |exact value| of ``target`` over a fixed grid of the domain."""
-    key = f"{target.label}:{target.wrt}"
-    if key not in ctx.scales:
-        case, c = ctx.compiled.case, ctx.compiled
-        if len(case.variables) == 1 and not case.variables[0].shape:
-            grid = [np.linspace(*case.variables[0].domain, GRID)]
-        else:
-            rng = np.random.default_rng(12345)
-            grid = [rng.uniform(*v.domain, size=(GRID, int(np.prod(v.shape, dtype=int)))) for v in case.variables]
-        grid = np.concatenate([_rounded(g.reshape(GRID, -1), ctx.dtype) for g in grid], axis=1)
-        values, kinds = Evaluator(target.exprs, c.symbols)(_with_constants(ctx, grid))
-        finite = np.abs(values[(kinds == cmp.FINITE) & np.isfinite(values)])
-        ctx.scales[key] = float(finite.max()) if finite.size else 0.0
-    return ctx.scales[key]
+    """The largest finite |exact value| of ``target`` over the grid (to 6 digits: a size)."""
+    matrix = _with_constants(ctx, _grid(ctx))
+    key = (target.label, target.wrt, matrix.tobytes())
+    scales = ctx.compiled.grid_scales
+    if key not in scales:
+        scales[key] = Evaluator(target.exprs, ctx.compiled.symbols).magnitude(matrix)
+    return scales[key]
 
 
 def _rounded(values: np.ndarray, dtype: str) -> np.ndarray:

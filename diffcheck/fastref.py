@@ -279,10 +279,12 @@ def _ld_of_fraction(q: Fraction) -> tuple[Any, float]:
 
 # --- the vectorized evaluation ----------------------------------------------------------------
 
-def evaluate(p: Plan, inputs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def evaluate(p: Plan, inputs: np.ndarray, trust: float = TRUST,
+             bounds: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """``inputs`` (P, nsym) float64 → (values (P, n_out) float64, proven (P, n_out) bool):
     each value rounded from extended precision, proven where its bound shows it within one
-    float64 ulp of the exact value."""
+    float64 ulp of the exact value (within a relative ``trust``, when a caller needs less).
+    ``bounds``, when given (P, n_out), receives every value's relative error bound."""
     count = inputs.shape[0]
     n_out = len(p.outputs)
     values = np.empty((count, n_out), dtype=np.float64)
@@ -302,7 +304,9 @@ def evaluate(p: Plan, inputs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
                 f = values[start:stop, j:j + 256]
                 f[...] = V[nodes].T                        # rounded once to float64
                 ok = proven[start:stop, j:j + 256]
-                np.less_equal(R[nodes].T, TRUST, out=ok)
+                np.less_equal(R[nodes].T, trust, out=ok)
+                if bounds is not None:
+                    bounds[start:stop, j:j + 256] = R[nodes].T
                 wide = ok & ~np.isfinite(f)
                 if wide.any():  # beyond float64: ±inf is right only well beyond its largest value
                     rows, cols = np.nonzero(wide)
@@ -1097,17 +1101,60 @@ class Stats:
         return self
 
 
+def magnitude(program: Program, symbols: Sequence[Any], inputs: np.ndarray,
+              compiled: Plan | None = None, rel: float = 1e-6) -> tuple[float, Stats]:
+    """The largest finite |exact value| of any entry at any row of ``inputs``, within a
+    relative ``rel`` (0.0 when every value is exactly zero, or none is finite): a size, not a
+    check, so no value needs proving unless it could be the largest.
+
+    The extended-precision pass gives each value and a bound on its error. Values known
+    within ``rel`` give a lower bound on the maximum; a value not known that well is passed
+    to :func:`reference` (log domain, then mpmath) only when its upper bound exceeds that
+    lower bound — an overflow, or a cancellation as large as the largest value. Values
+    that cancel to nothing everywhere (the gradient of ``sum(softmax(x))``) all go there,
+    since only mpmath can prove that they are zero."""
+    count, n_out = inputs.shape[0], len(program.outputs)
+    stats = Stats(entries=count * n_out)
+    if count == 0 or n_out == 0:
+        return 0.0, stats
+    p = compiled or plan(program)
+    bounds = np.empty((count, n_out))
+    with np.errstate(all="ignore"):
+        values, ok = evaluate(p, inputs, rel, bounds)
+        size = np.abs(values)
+        known = size[ok & np.isfinite(values)]
+        floor = float(known.max()) if known.size else 0.0
+        upper = np.where(np.isfinite(bounds) & np.isfinite(values), size * (1 + bounds), np.inf)
+        open_ = ~ok & ~(upper <= floor)
+    rows = np.flatnonzero(open_.any(axis=1))
+    if len(rows):
+        exact, kinds, more = reference(program, symbols, inputs[rows], p, need=open_[rows])
+        stats.log_domain, stats.exact = more.log_domain, more.exact
+        take = open_[rows] & (kinds == FINITE)
+        if take.any():
+            floor = max(floor, float(np.abs(exact[take]).max()))
+    return floor, stats
+
+
 def reference(program: Program, symbols: Sequence[Any], inputs: np.ndarray,
-              compiled: Plan | None = None) -> tuple[np.ndarray, np.ndarray, Stats]:
+              compiled: Plan | None = None, trust: float = TRUST,
+              need: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, Stats]:
     """Exact values of every entry of ``program`` at every row of ``inputs`` (P, nsym):
-    (values (P, n) float64, kinds (P, n) int8, stats)."""
+    (values (P, n) float64, kinds (P, n) int8, stats).
+
+    ``trust`` is the relative error bound a value must be proven within; the default proves
+    correct rounding to float64. A caller that needs only a size (the tolerance's scale S)
+    passes a looser one, and mpmath then runs only where the extended-precision value is
+    not even that good (overflow, cancellation to nothing, an undefined operation).
+    ``need`` (P, n) bool, when given, limits the exact passes to those entries; the others
+    keep their extended-precision values."""
     count, n_out = inputs.shape[0], len(program.outputs)
     kinds = np.full((count, n_out), FINITE, dtype=np.int8)
     stats = Stats(entries=count * n_out)
     if count == 0 or n_out == 0:
         return np.zeros((count, n_out)), kinds, stats
     p = compiled or plan(program)
-    values, ok = evaluate(p, inputs)
+    values, ok = evaluate(p, inputs, trust)
     lanes = np.flatnonzero((~ok).any(axis=1))
     if len(lanes):
         again, proven = evaluate_log(p, inputs[lanes])
@@ -1119,7 +1166,7 @@ def reference(program: Program, symbols: Sequence[Any], inputs: np.ndarray,
         okl |= take
         ok[lanes] = okl
         stats.log_domain = int(take.sum())
-    bad_rows, bad_cols = np.nonzero(~ok)
+    bad_rows, bad_cols = np.nonzero(~ok if need is None else ~ok & need)
     stats.exact = len(bad_rows)
     if len(bad_rows):
         graph = MpmathGraph(program, symbols, p.nodes)

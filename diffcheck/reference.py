@@ -29,8 +29,8 @@ import sympy as sp
 
 from .compare import FINITE
 from .dag import ExprList, Program, from_sympy
-from .fastref import (MAX_DPS, WORK_DPS, Stats, _agree, _as_mp, _dirac, _heaviside, classify, plan,
-                      reference)
+from .fastref import (MAX_DPS, TRUST, WORK_DPS, Stats, _agree, _as_mp, _dirac, _heaviside, classify, magnitude,
+                      plan, reference)
 
 
 def _sign(x):
@@ -59,16 +59,31 @@ class Evaluator:
         self.program = program_of(exprs, self.symbols)
         self.stats = Stats()
 
-    def __call__(self, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def magnitude(self, values: np.ndarray) -> float:
+        """The largest finite |exact value| at ``values``, to 6 digits (see
+        :func:`diffcheck.fastref.magnitude`)."""
+        if os.environ.get("DIFFCHECK_REFERENCE") == "mpmath":
+            out, kinds = self(values)
+            finite = np.abs(out[(kinds == FINITE) & np.isfinite(out)])
+            return float(finite.max()) if finite.size else 0.0
+        derived = self.program.derived
+        if "plan" not in derived:
+            derived["plan"] = plan(self.program)
+        size, stats = magnitude(self.program, self.symbols, np.asarray(values, dtype=np.float64), derived["plan"])
+        self.stats += stats
+        return size
+
+    def __call__(self, values: np.ndarray, trust: float = TRUST) -> tuple[np.ndarray, np.ndarray]:
         """``values``: (P, len(symbols)) float64, each exactly the input torch sees.
-        Returns (reference (P, n) float64, kinds (P, n) int8)."""
+        Returns (reference (P, n) float64, kinds (P, n) int8), each value correctly rounded,
+        or, with a looser ``trust``, within that relative error (for sizes, not checks)."""
         if os.environ.get("DIFFCHECK_REFERENCE") == "mpmath":
             return MpmathEvaluator(list(self.exprs), self.symbols)(values)
         derived = self.program.derived
         if "plan" not in derived:
             derived["plan"] = plan(self.program)
         out, kinds, stats = reference(self.program, self.symbols, np.asarray(values, dtype=np.float64),
-                                      derived["plan"])
+                                      derived["plan"], trust)
         self.stats += stats
         return out, kinds
 

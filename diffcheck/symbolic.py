@@ -80,6 +80,8 @@ class CompiledCase:
     torch_output: Callable[[Mapping[str, Any]], Any]
     torch_let: list[tuple[str, Callable[[Mapping[str, Any]], Any]]]
     _targets: dict[str, list[Target]] = field(default_factory=dict)
+    #: sizes of exact values on a grid (check.py), shared by the dtypes that share the grid
+    grid_scales: dict[tuple, float] = field(default_factory=dict)
 
     @property
     def symbolic_constants(self) -> list[np.ndarray]:

@@ -284,3 +284,49 @@ def test_a_program_gives_back_the_expressions():
     assert len(rebuilt) == len(exprs)
     assert all(a == b for a, b in zip(rebuilt, exprs))
     assert len(program) < sum(sp.count_ops(e) + 1 for e in exprs)  # shared, not repeated
+
+
+# --- the size of exact values (the tolerance's scale S) -----------------------------------
+
+def exact_magnitude(exprs, symbols, pts):
+    values, kinds = deep_oracle(exprs, symbols, pts)
+    finite = np.abs(values[(kinds == FINITE) & np.isfinite(values)])
+    return float(finite.max()) if finite.size else 0.0
+
+
+@pytest.mark.parametrize("name", sorted(FUNCTIONS))
+def test_magnitude_is_the_largest_exact_value_to_six_digits(name):
+    exprs = derivatives(FUNCTIONS[name])
+    pts = np.array([[a, b, c] for a in (-800.0, -30.0, -1.5, 0.0, 2.0, 40.0, 710.0) for b, c in ((1.0, -3.0),
+                                                                                              (-700.0, 0.5))])
+    ev = Evaluator(exprs, SYMS)
+    assert ev.magnitude(pts) == pytest.approx(exact_magnitude(exprs, SYMS, pts), rel=1e-6, abs=0)
+
+
+def test_magnitude_at_hard_points_needs_no_mpmath():
+    """Saturated sigmoid and logits of ±1000: values the extended pass cannot prove correctly
+    rounded are far below the largest, so the size needs no exact pass."""
+    logits = sp.symbols("l0:4", real=True)
+    s = sum(sp.exp(v) for v in logits)
+    jac = [sp.diff(sp.exp(a) / s, b) for a in logits for b in logits]
+    pts = np.linspace(-1000, 1000, 64 * 4).reshape(64, 4)
+    ev = Evaluator(jac, list(logits))
+    assert ev.magnitude(pts) == pytest.approx(exact_magnitude(jac, list(logits), pts), rel=1e-6)
+    sig = sp.diff(sigmoid(x), x)
+    grid = np.linspace(-1000, 1000, 64)[:, None]
+    ev_sig = Evaluator([sig], [x])
+    assert ev_sig.magnitude(grid) == pytest.approx(exact_magnitude([sig], [x], grid), rel=1e-6)
+    assert ev.stats.exact == 0 and ev_sig.stats.exact == 0
+
+
+def test_magnitude_of_an_identically_zero_derivative_is_exactly_zero():
+    logits = sp.symbols("l0:3", real=True)
+    total = sum(sp.exp(v) / sum(sp.exp(w) for w in logits) for v in logits)
+    grad = [sp.diff(total, v) for v in logits]
+    assert Evaluator(grad, list(logits)).magnitude(np.array([[1.0, 2.0, 3.0], [-5.0, 0.5, 4.0]])) == 0.0
+
+
+def test_magnitude_leaves_out_infinite_and_undefined_values():
+    exprs = [sp.exp(x), sp.log(x), 1 / x]
+    pts = np.array([[0.0], [-1.0], [800.0], [2.0]])  # exp(800) is beyond float64: not a size
+    assert Evaluator(exprs, [x]).magnitude(pts) == pytest.approx(math.exp(2.0), rel=1e-6)
