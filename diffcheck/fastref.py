@@ -780,6 +780,7 @@ def _evaluate_log_chunk(p: Plan, inputs: np.ndarray):
 WORK_DPS = (30, 45)       # the lambdified oracle's two precisions (reference.MpmathEvaluator)
 MAX_DPS = 400
 PROOF_DPS = (30, 4000)    # the graph evaluator: first and last precision of its proofs
+FIRST_DPS_CAP = 400       # the most a first evaluation starts at (see _first_precision)
 AGREE = mpmath.mpf("1e-25")
 
 
@@ -834,21 +835,23 @@ class MpmathGraph:
         self.symbols = list(symbols)
         self._foreign: dict[int, Any] = {}
 
-    def entries(self, row: np.ndarray, entries: Sequence[int]) -> list:
-        """Exact values (mpf, ±inf, or None for undefined) of ``entries`` at ``row``."""
+    def entries(self, row: np.ndarray, entries: Sequence[int], start: int | None = None) -> list:
+        """Exact values (mpf, ±inf, or None for undefined) of ``entries`` at ``row``;
+        ``start`` is the first precision to try (default ``PROOF_DPS[0]``)."""
         todo = list(range(len(entries)))
         out: list = [None] * len(entries)
-        dps = PROOF_DPS[0]
+        dps = min(max(start or PROOF_DPS[0], PROOF_DPS[0]), PROOF_DPS[1])
         while todo:
             found = self._eval(row, [entries[k] for k in todo], dps)
             last = dps >= PROOF_DPS[1]
-            left = []
+            left, wanted = [], 2 * dps
             for k, (value, bound) in zip(todo, found):
                 if last or _settled(value, bound):
                     out[k] = value
                 else:
                     left.append(k)
-            todo, dps = left, dps * 2
+                    wanted = max(wanted, _digits_to_settle(value, bound, dps))
+            todo, dps = left, min(wanted, PROOF_DPS[1])
         return out
 
     def _eval(self, row: np.ndarray, entries: Sequence[int], dps: int) -> list:
@@ -1051,6 +1054,33 @@ def _as_mp(value):
 SUBNORMAL_HALF = mpmath.ldexp(1, -1075)
 
 
+def _first_precision(values: np.ndarray, rel_bounds: np.ndarray) -> int:
+    """Where mpmath starts for a row's unproven entries, from what the extended-precision
+    pass knows of them (about 19 digits and a bound): a value that is zero as far as that
+    pass can tell goes straight to the ~330 digits that prove it (one evaluation, not four).
+    At most ``FIRST_DPS_CAP``: one wild bound must not put every entry at 4000 digits."""
+    wanted = PROOF_DPS[0]
+    for v, r in zip(values, rel_bounds):
+        if np.isfinite(v) and np.isfinite(r):
+            wanted = max(wanted, _digits_to_settle(mpmath.mpf(float(v)), abs(mpmath.mpf(float(v))) * float(r), 19))
+    return min(wanted, FIRST_DPS_CAP)
+
+
+def _digits_to_settle(value, bound, dps: int) -> int:
+    """A guess at the precision that settles ``value``: its bound shrinks about tenfold per
+    digit, and must come below 2⁻⁶⁰ of the value, or below the smallest subnormal for a
+    value that may be zero (an exact zero needs about 330 digits: doubling from 30 would
+    evaluate at 60, 120 and 240 first). Only the order of precisions depends on it: a guess
+    too low is followed by doubling, and what settles is decided by :func:`_settled`."""
+    if value is None or bound is None or not mpmath.isfinite(bound) or bound <= 0 or not mpmath.isfinite(value):
+        return 2 * dps
+    # a bound as large as the value leaves zero possible: then only the subnormal floor will do
+    target = SUBNORMAL_HALF if bound >= abs(value) else max(abs(value) * mpmath.ldexp(1, -60), SUBNORMAL_HALF)
+    if bound <= target:
+        return 2 * dps
+    return dps + int(mpmath.log10(bound / target)) + 10
+
+
 def _settled(value, bound) -> bool:
     """The exact value's float64 is known: one rounding for the whole error interval."""
     if value is None:
@@ -1154,7 +1184,8 @@ def reference(program: Program, symbols: Sequence[Any], inputs: np.ndarray,
     if count == 0 or n_out == 0:
         return np.zeros((count, n_out)), kinds, stats
     p = compiled or plan(program)
-    values, ok = evaluate(p, inputs, trust)
+    bounds = np.empty((count, n_out))
+    values, ok = evaluate(p, inputs, trust, bounds)
     lanes = np.flatnonzero((~ok).any(axis=1))
     if len(lanes):
         again, proven = evaluate_log(p, inputs[lanes])
@@ -1173,7 +1204,7 @@ def reference(program: Program, symbols: Sequence[Any], inputs: np.ndarray,
         splits = np.flatnonzero(np.diff(bad_rows)) + 1
         for rows, cols in zip(np.split(bad_rows, splits), np.split(bad_cols, splits)):
             i = int(rows[0])
-            exact = graph.entries(inputs[i], [int(c) for c in cols])
+            exact = graph.entries(inputs[i], [int(c) for c in cols], _first_precision(values[i, cols], bounds[i, cols]))
             for c, value in zip(cols, exact):
                 values[i, c], kinds[i, c] = classify(value)
     return values, kinds, stats
