@@ -461,3 +461,49 @@ def test_claims_appear_in_check_case_results():
     checks = [r.check for r in report.results]
     assert "expect.derivative" in checks and "expect.values" in checks
     assert report.status == PASS
+
+
+# --- the compiled descent is the general one ---------------------------------------------------
+
+DESCENT = """
+    name: descent
+    variables: {w: {}, b: {}}
+    constants:
+      x: [0.126, -0.132, 0.64, 0.105, -0.536]
+      y: [1.252, 0.736, 2.28, 1.21, -0.072]
+    expr: mean((w*x + b - y)**2) + w**4/3
+    expect:
+      descent:
+        start: {w: 0.5, b: 0}
+        lr: 0.05
+        steps:
+          - {w: 0.5}
+          - {after: 150, w: 1.0}
+    """
+
+
+def test_compiled_descent_equals_the_general_one(monkeypatch):
+    """Fractions then mpmath (the compiled path) give the iterates SymPy's general path gives:
+    the same rationals while they fit, and the same 60-digit values after the switch."""
+    from diffcheck import claims as claims_module
+
+    (fast,) = claims(DESCENT)
+    calls = []
+    monkeypatch.setattr(claims_module, "_arithmetic_descent", lambda *a, **k: calls.append(1))
+    (general,) = claims(DESCENT)
+    assert calls  # the general path really ran
+    assert "then 60 significant digits from step" in fast.details["arithmetic"]
+    assert fast.details["arithmetic"] == general.details["arithmetic"]
+    for a, b in zip(fast.details["trajectory"], general.details["trajectory"]):
+        assert a["exact"] == b["exact"], a["step"]
+    assert fast.status == general.status
+    assert fast.message == general.message
+
+
+def test_a_loss_that_is_not_rational_arithmetic_takes_the_general_path():
+    from diffcheck import claims as claims_module
+
+    w = sp.Symbol("w")
+    assert claims_module._is_arithmetic(w ** 2 / 3 + sp.Rational(1, 7) * w, [w])
+    assert not claims_module._is_arithmetic(sp.exp(w) + w, [w])
+    assert not claims_module._is_arithmetic(w ** sp.Rational(1, 2), [w])
