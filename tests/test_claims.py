@@ -507,3 +507,18 @@ def test_a_loss_that_is_not_rational_arithmetic_takes_the_general_path():
     assert claims_module._is_arithmetic(w ** 2 / 3 + sp.Rational(1, 7) * w, [w])
     assert not claims_module._is_arithmetic(sp.exp(w) + w, [w])
     assert not claims_module._is_arithmetic(w ** sp.Rational(1, 2), [w])
+
+
+@pytest.mark.parametrize("d, zero", [
+    ("exp(-x)/(1 + exp(-x))**2 - (1 - 1/(1 + exp(-x)))/(1 + exp(-x))", True),  # by cancel
+    ("sin(x)**2 + cos(x)**2 - 1", True),                                         # needs simplify
+    ("exp(x + y) - exp(x)*exp(y)", True),
+    ("x**2 - 2*x + 1 - (x - 1)**2", True),
+    ("exp(x)/(1 + exp(x)) - 1/(1 + exp(x))", False),
+    ("sqrt(x**2) - x", False),                                                    # |x| − x for real x
+])
+def test_zero_is_decided_by_cancel_then_simplify(d, zero):
+    from diffcheck.claims import _simplifies_to_zero
+
+    x, y = sp.symbols("x y", real=True)
+    assert _simplifies_to_zero(sp.sympify(d, locals={"x": x, "y": y})) is zero
