@@ -224,3 +224,64 @@ def test_block_by_block_comparison_equals_one_pass():
     for field in ("counts", "compared", "max_abs", "max_rel", "max_ulp", "worst", "worst_ratio", "examples", "policy"):
         assert getattr(blocks, field) == getattr(single, field), field
     assert (blocks.point_class == single.point_class).all()
+
+
+# --- the plain fast path is the general comparison ------------------------------------------
+
+def _same(a: cmp.Comparison, b: cmp.Comparison) -> None:
+    assert list(a.point_class) == list(b.point_class)
+    assert a.counts == b.counts and a.policy == b.policy and a.compared == b.compared
+    assert (a.max_abs, a.max_rel, a.max_ulp) == (b.max_abs, b.max_rel, b.max_ulp)
+    assert a.worst == b.worst and a.worst_ratio == b.worst_ratio
+    assert a.examples == b.examples
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.sampled_from(["float64", "float32", "float16", "bfloat16"]),
+       st.sampled_from([None, Tolerance(1e-3, 1e-5)]), st.integers(1, 40), st.integers(1, 30))
+def test_the_plain_path_is_the_general_comparison(seed, dtype, override, points, entries):
+    rng = np.random.default_rng(seed)
+    ref = rng.standard_normal((points, entries)) * 10.0 ** rng.integers(-30, 4)
+    ref[rng.random(ref.shape) < 0.1] = 0.0                           # exact zeros
+    noise = rng.standard_normal(ref.shape) * cmp.EPS[dtype] * rng.choice([0.5, 3, 1e3], size=ref.shape)
+    got = ref * (1 + noise) + (rng.random(ref.shape) < 0.05) * cmp.EPS[dtype]  # some entries off
+    kinds = np.zeros(ref.shape, dtype=np.int8)
+    assert cmp._plain(ref, kinds, got, dtype, override, None)
+    # the general path, whole, for the same inputs
+    _same(cmp._compare_plain(ref, got, dtype, override, 0.5),
+          cmp.compare_rows(ref, kinds, got, dtype, override, None, 0.5))
+
+
+def test_the_plain_path_in_blocks(monkeypatch):
+    monkeypatch.setattr(cmp, "BLOCK_CELLS", 64)
+    rng = np.random.default_rng(3)
+    ref = rng.standard_normal((50, 10))
+    got = ref + rng.standard_normal(ref.shape) * 1e-15
+    got[7, 3] += 1e-9
+    got[31, 0] -= 1e-8
+    kinds = np.zeros(ref.shape, dtype=np.int8)
+    a = cmp._compare_plain(ref, got, "float64", None, 0.0)
+    _same(a, cmp.compare_rows(ref, kinds, got, "float64"))
+    assert a.counts == {"pass": 48, "fail": 2} and a.examples["fail"] == [(7, 3), (31, 0)] and a.worst == (31, 0)
+
+
+@pytest.mark.parametrize("change", ["nan", "inf", "kind", "beyond", "kink", "zero tolerance"])
+def test_anything_but_pass_or_fail_takes_the_general_path(change):
+    ref = np.ones((3, 2))
+    got = ref.copy()
+    kinds = np.zeros(ref.shape, dtype=np.int8)
+    intervals, override = None, None
+    if change == "nan":
+        got[1, 1] = np.nan
+    elif change == "inf":
+        got[0, 0] = np.inf
+    elif change == "kind":
+        kinds[2, 0] = UNDEFINED
+    elif change == "beyond":
+        ref[0, 1] = 1e300
+    elif change == "kink":
+        intervals = np.full(ref.shape + (2,), np.nan)
+        intervals[0, 0] = (0.0, 1.0)
+    else:
+        override = Tolerance(0.0, 0.0)
+    assert not cmp._plain(ref, kinds, got, "float32", override, intervals)
