@@ -29,6 +29,10 @@ from .points import PointSet, torch_dtype
 from .symbolic import CompiledCase, Target
 
 
+#: derivative entries × points computed at once (see Torchside.derivative)
+CHUNK_CELLS = 1 << 22
+
+
 class CannotDifferentiate(Exception):
     """torch raised because it has no derivative for an op, or the output has no gradient path."""
 
@@ -105,13 +109,39 @@ class Torchside:
         return _np(out).reshape(self.points.count, -1)
 
     def derivative(self, target: Target, mode: str) -> np.ndarray:
-        """torch's derivative values for ``target``, (P, entries) like the target."""
+        """torch's derivative values for ``target``, (P, entries) like the target.
+
+        A big derivative is computed a block of points at a time into one float64 array:
+        torch's temporaries (the batched basis, the rows it pulls back, their
+        concatenation) then stay the size of a block, not of the whole result — 131 MB
+        each for a softmax Jacobian of 128 entries at 1000 points."""
+        p, entries = self.points.count, len(target.exprs)
+        block = max(1, CHUNK_CELLS // max(entries, 1))
+        if p <= block or target.label == "intermediates":
+            return self._checked(self, target, mode)
+        out = np.empty((p, entries))
+        for start in range(0, p, block):
+            part = self._part(start, min(p, start + block))
+            out[start:start + part.points.count] = self._checked(part, target, mode)
+            self.notes.extend(n for n in part.notes if n not in self.notes)
+        return out
+
+    def _part(self, start: int, stop: int) -> "Torchside":
+        """The same compiled case and dtype at points start:stop."""
+        part = object.__new__(Torchside)
+        part.__dict__.update(self.__dict__)
+        part.points = PointSet({k: v[start:stop] for k, v in self.points.values.items()}, stop - start, 0)
+        part.inputs = [x[start:stop] for x in self.inputs]
+        part.notes = []
+        return part
+
+    def _checked(self, side: "Torchside", target: Target, mode: str) -> np.ndarray:
         try:
-            got = self._derivative(target, mode)
+            got = side._derivative(target, mode)
         except (ValueError, IndexError) as err:  # torch's derivative has another layout
             raise TorchRaised(f"torch's {target.label} does not have the expected shape: {err}") from None
-        if got.shape != (self.points.count, len(target.exprs)):
-            raise TorchRaised(f"torch's {target.label} has {got.size // max(self.points.count, 1)} entries per "
+        if got.shape != (side.points.count, len(target.exprs)):
+            raise TorchRaised(f"torch's {target.label} has {got.size // max(side.points.count, 1)} entries per "
                               f"point; the exact one has {len(target.exprs)} (does the torch implementation "
                               f"return the shape of the expression, {list(self.compiled.out_shape)}?)")
         return got

@@ -57,6 +57,32 @@ def _check_device(ctx: click.Context, param: click.Parameter, value: str) -> str
     return value
 
 
+MAX_AUTO_JOBS = 8
+
+
+def _check_jobs(ctx: click.Context, param: click.Parameter, value: str | int) -> int | str:
+    if str(value).strip().lower() == "auto":
+        return "auto"
+    try:
+        jobs = int(value)
+    except (TypeError, ValueError):
+        raise click.BadParameter(f"{value!r} is neither a number of jobs nor 'auto'") from None
+    if jobs < 1:
+        raise click.BadParameter(f"{jobs} is not a number of jobs (1 or more, or 'auto')")
+    return jobs
+
+
+def auto_jobs(device: str) -> int:
+    """``-j auto``: one worker per CPU this process may run on (at most MAX_AUTO_JOBS); one
+    process when there is a single CPU, or when the device is not the CPU (a forked worker
+    cannot use a GPU its parent has touched)."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        cpus = os.cpu_count() or 1
+    return 1 if device != "cpu" else max(1, min(cpus, MAX_AUTO_JOBS))
+
+
 def _stdout_console() -> Console:
     # Logs (CI) get a fixed, wide table instead of rich's 80 columns; COLUMNS still wins.
     wide = not sys.stdout.isatty() and "COLUMNS" not in os.environ
@@ -123,17 +149,19 @@ def main() -> None:
               metavar="DEVICE",
               help="Torch device to run autograd on: cpu, cuda, cuda:1, mps…")
 @click.option("--search", is_flag=True, help="Search each domain for the worst point.")
-@click.option("-j", "--jobs", type=click.IntRange(min=1), default=1, show_default=True,
-              metavar="N",
-              help="Check this many cases in parallel.")
+@click.option("-j", "--jobs", default="auto", show_default=True, metavar="N|auto", callback=_check_jobs,
+              help="Check this many cases at once, each in a worker process under a time and memory "
+                   "limit; auto: one per CPU (at most 8), 1: all in this process.")
 @click.option("--no-cache", is_flag=True, help="Recompute exact derivatives; ignore the cache.")
 @click.pass_context
 def run(ctx: click.Context, paths: tuple[str, ...], keyword: str | None,
         dtypes: tuple[str, ...], seed: int | None, report_dir: str | None,
         json_file: str | None, fail_fast: bool, verbose: int, quiet: int, device: str,
-        search: bool, jobs: int, no_cache: bool) -> None:
+        search: bool, jobs: int | str, no_cache: bool) -> None:
     """Check the cases in PATH... (YAML files, or folders searched for them)."""
     verbosity = max(-1, verbose - quiet)
+    if jobs == "auto":
+        jobs = auto_jobs(device)
     options = runner.RunOptions(
         keyword=keyword, dtypes=dtypes, seed=seed, fail_fast=fail_fast, verbose=verbosity,
         device=device, search=search, jobs=jobs, cache=not no_cache,

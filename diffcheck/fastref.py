@@ -1184,8 +1184,7 @@ def reference(program: Program, symbols: Sequence[Any], inputs: np.ndarray,
     if count == 0 or n_out == 0:
         return np.zeros((count, n_out)), kinds, stats
     p = compiled or plan(program)
-    bounds = np.empty((count, n_out))
-    values, ok = evaluate(p, inputs, trust, bounds)
+    values, ok = evaluate(p, inputs, trust)
     lanes = np.flatnonzero((~ok).any(axis=1))
     if len(lanes):
         again, proven = evaluate_log(p, inputs[lanes])
@@ -1202,9 +1201,16 @@ def reference(program: Program, symbols: Sequence[Any], inputs: np.ndarray,
     if len(bad_rows):
         graph = MpmathGraph(program, symbols, p.nodes)
         splits = np.flatnonzero(np.diff(bad_rows)) + 1
+        # the error bounds of the rows that need mpmath, to choose where it starts (kept for
+        # these rows only: for all rows they would be one more array the size of the result)
+        rows_needed = np.unique(bad_rows)
+        bounds = np.empty((len(rows_needed), n_out))
+        evaluate(p, inputs[rows_needed], trust, bounds)
+        where = {int(r): k for k, r in enumerate(rows_needed)}
         for rows, cols in zip(np.split(bad_rows, splits), np.split(bad_cols, splits)):
             i = int(rows[0])
-            exact = graph.entries(inputs[i], [int(c) for c in cols], _first_precision(values[i, cols], bounds[i, cols]))
+            exact = graph.entries(inputs[i], [int(c) for c in cols],
+                                  _first_precision(values[i, cols], bounds[where[i], cols]))
             for c, value in zip(cols, exact):
                 values[i, c], kinds[i, c] = classify(value)
     return values, kinds, stats

@@ -172,7 +172,21 @@ def test_options_reach_the_runner(fake_runner, case_file):
 def test_defaults_reach_the_runner(fake_runner, case_file):
     fake_runner.report = report_of(result("pass"))
     invoke("run", case_file)
-    assert fake_runner.calls[0][2] == FakeRunOptions()
+    assert fake_runner.calls[0][2] == FakeRunOptions(jobs=cli.auto_jobs("cpu"))
+
+
+@pytest.mark.parametrize("cpus, device, jobs", [({0, 1}, "cpu", 2), ({3}, "cpu", 1), (set(range(64)), "cpu", 8),
+                                                 ({0, 1}, "cuda", 1)])
+def test_auto_jobs_is_one_per_cpu(monkeypatch, cpus, device, jobs):
+    monkeypatch.setattr(cli.os, "sched_getaffinity", lambda pid: cpus, raising=False)
+    assert cli.auto_jobs(device) == jobs
+
+
+def test_jobs_auto_and_a_number_reach_the_runner(fake_runner, case_file):
+    fake_runner.report = report_of(result("pass"))
+    invoke("run", case_file, "-j", "auto")
+    invoke("run", case_file, "-j", "1")
+    assert [c[2].jobs for c in fake_runner.calls] == [cli.auto_jobs("cpu"), 1]
 
 
 def test_quiet_shows_only_failures(fake_runner, case_file):
@@ -187,7 +201,8 @@ def test_quiet_shows_only_failures(fake_runner, case_file):
 @pytest.mark.parametrize("args, says", [
     (["--dtype", "float8"], "'float8' is not one of"),
     (["-k", "sig and"], "invalid -k expression"),
-    (["-j", "0"], "0 is not in the range"),
+    (["-j", "0"], "0 is not a number of jobs"),
+    (["-j", "many"], "'many' is neither a number of jobs nor 'auto'"),
     (["--seed", "abc"], "'abc' is not a valid integer"),
     (["--bogus"], "--bogus"),
 ])
