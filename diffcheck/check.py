@@ -26,6 +26,7 @@ from .claims import check_claims
 from .symbolic import CompiledCase, Target, compile_case
 
 MAX_FORMULA = 400  # characters of a formula shown in a failure
+MAX_LATEX_NODES = 400  # formulas larger than this are not printed as LaTeX in reports
 
 
 @dataclass
@@ -396,11 +397,22 @@ MAX_LATEX_ENTRIES = 4
 
 
 def latex_of(value: np.ndarray, text: str) -> str:
-    if value.size == 1:
+    if value.size == 1 and _small(value.ravel()[0]):
         return sp.latex(value.ravel()[0], order="none")
-    if value.size <= 9:
+    if 1 < value.size <= 9 and all(_small(e) for e in value.ravel()):
         return sp.latex(sp.Matrix(value.reshape(value.shape[0], -1)) if value.ndim else value.ravel()[0])
     return r"\texttt{" + text.replace("_", r"\_").replace("{", r"\{").replace("}", r"\}") + "}"
+
+
+def _small(expr, limit: int = MAX_LATEX_NODES) -> bool:
+    """At most ``limit`` nodes: a formula a report can show (printing the LaTeX of a sum of
+    1024 exponentials takes longer than checking it, and nobody reads it)."""
+    if not isinstance(expr, sp.Basic):
+        return True
+    for count, _ in enumerate(sp.preorder_traversal(expr)):
+        if count >= limit:
+            return False
+    return True
 
 
 def derivative_latex(compiled: CompiledCase) -> list[tuple[str, str]]:
@@ -411,7 +423,8 @@ def derivative_latex(compiled: CompiledCase) -> list[tuple[str, str]]:
         target = compiled.targets(check)[0]
         shown = target.exprs[:MAX_LATEX_ENTRIES]
         for j, expr in enumerate(shown):
-            out.append((target.entry(j), sp.latex(expr, order="none")))
+            out.append((target.entry(j), sp.latex(expr, order="none") if _small(expr) else
+                        rf"\text{{(more than {MAX_LATEX_NODES} operations: not shown)}}"))
         if len(target.exprs) > len(shown):
             out.append((f"… {len(target.exprs) - len(shown)} more entries of the {target.label}", ""))
     return out

@@ -305,3 +305,17 @@ def test_json_writes_non_finite_floats_as_strings():
         assert key in result
     assert math.isclose(result["worst_point"]["reference"], 2.0611536181902037e-09)
     assert data["errors"][0]["line"] == 3
+
+
+def test_formulas_too_big_to_read_are_not_printed_as_latex():
+    from diffcheck.check import MAX_LATEX_NODES, derivative_latex, latex_of
+    from diffcheck.loader import load_text
+    from diffcheck.symbolic import compile_case
+
+    cases, _ = load_text("name: big\nvariables: {x: {shape: [300]}}\nexpr: logsumexp(x)\n", "big.yaml")
+    compiled = compile_case(cases[0])
+    assert latex_of(compiled.output, "logsumexp(x)") == r"\texttt{logsumexp(x)}"
+    shown = derivative_latex(compiled)
+    assert shown[0][1] == rf"\text{{(more than {MAX_LATEX_NODES} operations: not shown)}}"
+    small, _ = load_text("name: small\nvariables: {x: {}}\nexpr: sigmoid(x)\n", "small.yaml")
+    assert "frac" in latex_of(compile_case(small[0]).output, "sigmoid(x)")
