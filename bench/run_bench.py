@@ -221,23 +221,33 @@ class Bench:
                  wall <= 2.0, max(peaks), "the whole process, imports included", kind="absolute")
 
     def suite(self, floor: float) -> None:
+        """The whole suite: as `diffcheck run cases/` runs by default (-j auto, one worker per
+        CPU) and in one process (-j 1), each cold and warm."""
         cases = ROOT / "cases"
-        cache_env = self.cold_env()
-        cold, peak, report = self.diffcheck(cases, env=cache_env)
-        warm, warm_peak, _ = self.diffcheck(cases, env=cache_env)
-        self.row("diffcheck run cases/, cold cache", cold, floor, "floor", "<= 2.5x",
-                 cold <= 2.5 * floor, peak, f"{len(report['results'])} results", kind="floor")
-        self.row("diffcheck run cases/, warm cache", warm, floor, "floor", "<= 2.5x",
-                 warm <= 2.5 * floor, warm_peak, kind="floor")
-        cold2, peak2, _ = self.diffcheck(cases, "-j", "2")
-        warm2, _, _ = self.diffcheck(cases, "-j", "2", env=cache_env)
-        self.row("diffcheck run cases/ -j 2, cold cache", cold2, floor, "floor", "<= 2.5x",
-                 cold2 <= 2.5 * floor, peak2, f"-j 2 is {cold / cold2:.2f}x faster than -j 1", kind="floor")
-        self.row("diffcheck run cases/ -j 2, warm cache", warm2, floor, "floor", "<= 2.5x",
-                 warm2 <= 2.5 * floor, None, f"-j 2 is {warm / warm2:.2f}x faster than -j 1", kind="floor")
+        jobs = _auto_jobs()
+        auto_env = self.cold_env()
+        cold, peak, report = self.diffcheck(cases, env=auto_env)
+        warm, warm_peak, _ = self.diffcheck(cases, env=auto_env)
+        one_env = self.cold_env()
+        cold1, peak1, _ = self.diffcheck(cases, "-j", "1", env=one_env)
+        warm1, warm_peak1, _ = self.diffcheck(cases, "-j", "1", env=one_env)
+        self.row(f"diffcheck run cases/ (-j auto = {jobs}), cold cache", cold, floor, "floor", "<= 2.5x",
+                 cold <= 2.5 * floor, peak, f"{len(report['results'])} results; {cold1 / cold:.2f}x faster than -j 1",
+                 kind="floor")
+        self.row(f"diffcheck run cases/ (-j auto = {jobs}), warm cache", warm, floor, "floor", "<= 2.5x",
+                 warm <= 2.5 * floor, warm_peak, f"{warm1 / warm:.2f}x faster than -j 1", kind="floor")
+        self.row("diffcheck run cases/ -j 1, cold cache", cold1, floor, "floor", "<= 2.5x",
+                 cold1 <= 2.5 * floor, peak1, "one process", kind="floor")
+        self.row("diffcheck run cases/ -j 1, warm cache", warm1, floor, "floor", "<= 2.5x",
+                 warm1 <= 2.5 * floor, warm_peak1, "one process", kind="floor")
 
     def close(self) -> None:
         shutil.rmtree(self.work, ignore_errors=True)
+
+
+def _auto_jobs() -> int:
+    """What `-j auto` picks here (diffcheck.cli.auto_jobs, without importing torch)."""
+    return max(1, min(len(os.sched_getaffinity(0)), 8))
 
 
 def _points(report: dict) -> int:
