@@ -73,18 +73,57 @@ def check_case(case: Case, options: CheckOptions | None = None) -> CaseReport:
     everything torch does wrong becomes a Result."""
     options = options or CheckOptions()
     start = time.perf_counter()
+    compiled = prepare(case)
+    report = check_part(case, None, options, compiled)
+    for part in case_parts(case, options):
+        report.results.extend(check_part(case, part, options, compiled).results)
+    finish_case(case, report)
+    report.seconds = time.perf_counter() - start
+    return report
+
+
+# The parts of a case, which ``diffcheck run -j N`` checks in separate workers: one per dtype,
+# and the claims. ``check_case`` is their sequence; a run in workers merges the parts' reports
+# in the same order (runner.merge_parts) and finishes the case as check_case does.
+
+CLAIMS = "claims"
+
+
+def case_parts(case: Case, options: CheckOptions) -> list[str]:
+    """The parts of ``case`` in report order: its dtypes, then its claims if it makes any."""
+    return list(options.dtypes or case.dtypes) + ([CLAIMS] if case.expect else [])
+
+
+def prepare(case: Case) -> CompiledCase:
+    """The case compiled, its explicit points checked (a CaseFileError if they are wrong)."""
     validate_points(case)
-    compiled = compile_case(case)
+    return compile_case(case)
+
+
+def check_part(case: Case, part: str | None, options: CheckOptions,
+               compiled: CompiledCase | None = None) -> CaseReport:
+    """The report of one part of ``case``: a dtype's results, or the claims' (``CLAIMS``); with
+    ``part`` None, only the case's formulas (its LaTeX, which derives every checked
+    derivative). xfail and expected refusals are applied by :func:`finish_case`."""
+    start = time.perf_counter()
+    compiled = compiled or prepare(case)
     report = CaseReport(name=case.name, file=case.file, description=case.description, expr=case.expr,
-                        expr_latex=latex_of(compiled.output, case.expr),
-                        derivatives_latex=derivative_latex(compiled), xfail=case.xfail)
-    for dtype in options.dtypes or case.dtypes:
-        report.results.extend(check_dtype(compiled, dtype, options))
-    if case.expect:
-        report.results.extend(check_claims(compiled))
+                        xfail=case.xfail)
+    if part is None:
+        report.expr_latex = latex_of(compiled.output, case.expr)
+        report.derivatives_latex = derivative_latex(compiled)
+    elif part == CLAIMS:
+        report.results = check_claims(compiled)
+    else:
+        report.results = check_dtype(compiled, part, options)
+    report.seconds = time.perf_counter() - start
+    return report
+
+
+def finish_case(case: Case, report: CaseReport) -> CaseReport:
+    """What needs all of a case's results: expected refusals, then xfail."""
     expect_not_differentiable(case, report.results)
     apply_xfail(case, report.results)
-    report.seconds = time.perf_counter() - start
     return report
 
 

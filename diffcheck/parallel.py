@@ -1,10 +1,12 @@
 """``diffcheck run -j N``: cases checked in N worker processes, each under a time and a
 memory limit.
 
-Each worker is a child process that checks one case at a time and sends back the same
-``(report, case-file error, internal error)`` triple that :func:`diffcheck.runner.run_case`
-returns in-process, so the parent assembles a run identical to ``-j 1`` (same results, same
-order). The limits:
+Each worker is a child process that checks one part of a case at a time — one dtype, or the
+case's claims (:func:`diffcheck.check.case_parts`) — and sends back the same ``(report,
+case-file error, internal error)`` triple that :func:`diffcheck.runner.run_part` returns
+in-process; the parent merges each case's parts (:func:`diffcheck.runner.merge_parts`), so a
+run is identical to ``-j 1`` (same results, same order), and a single big case keeps more than
+one core busy. The limits, per part:
 
 * time — inside the worker, the case's own ``timeout`` stops it the way ``-j 1`` does (an
   error result naming the limit). A case stuck where Python cannot interrupt it (inside a
@@ -68,12 +70,15 @@ def _limit_memory(extra: int | None) -> None:
     resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
 
 
-def _worker(conn: Connection, cases: Sequence[Case], options, cache_on: bool, cache_dir: str | None,
+Unit = tuple  # (Case, part: a dtype or check.CLAIMS, formulas: bool), as runner.run_part takes them
+
+
+def _worker(conn: Connection, units: Sequence[Unit], options, cache_on: bool, cache_dir: str | None,
             memory: int | None) -> None:
-    """A worker's life: receive case indices, send back (index, outcome)."""
+    """A worker's life: receive unit indices, send back (index, outcome)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles ^C
     from . import cache
-    from .runner import run_case
+    from .runner import run_part
     try:
         import torch
         torch.set_num_threads(1)
@@ -91,11 +96,12 @@ def _worker(conn: Connection, cases: Sequence[Case], options, cache_on: bool, ca
                 return
             if index is None:
                 return
-            outcome = run_case(cases[index], options)
+            case, part, formulas = units[index]
+            outcome = run_part(case, part, options, formulas)
             try:
                 conn.send((index, outcome))
             except Exception:  # an outcome that does not pickle: report it, not lose it
-                conn.send((index, (None, None, f"case {cases[index].name!r}: the result could not be sent "
+                conn.send((index, (None, None, f"case {case.name!r}: the result could not be sent "
                                                f"back from its worker:\n{traceback.format_exc(limit=4)}")))
 
 
@@ -112,26 +118,27 @@ def _context():
     return mp.get_context("fork" if "fork" in methods else "spawn")
 
 
-def run_parallel(cases: Sequence[Case], options, jobs: int,
-                 on_outcome: Callable[[int, Outcome], bool] | None = None) -> list[Outcome]:
-    """Check ``cases`` in ``jobs`` workers (the biggest first); outcomes in input order.
-    ``on_outcome(i, outcome)`` is called as each case finishes; when it returns False, cases
-    after case i in input order are no longer started (those before it still run, as -x
-    does in-process)."""
+def run_parallel(units: Sequence[Unit], options, jobs: int,
+                 on_outcome: Callable[[int, Outcome], bool] | None = None,
+                 stop_at: Callable[[int], int] | None = None) -> list[Outcome]:
+    """Check ``units`` in ``jobs`` workers (the biggest first); outcomes in input order.
+    ``on_outcome(i, outcome)`` is called as each unit finishes; when it returns False, units
+    from ``stop_at(i)`` on (default: after unit i) in input order are no longer started (those
+    before still run, as -x does in-process)."""
     from . import cache
     active = cache.active()
     cache_on, cache_dir = active is not None, str(active.directory) if active else None
     memory = case_memory()
     ctx = _context()
-    outcomes: list[Outcome | None] = [None] * len(cases)
-    # the biggest cases first, so that no worker is left alone with one at the end
-    pending = deque(sorted(range(len(cases)), key=lambda i: -_weight(cases[i])))
+    outcomes: list[Outcome | None] = [None] * len(units)
+    # the biggest first, so that no worker is left alone with one at the end
+    pending = deque(sorted(range(len(units)), key=lambda i: -_weight(*units[i][:2])))
     slots: list[_Slot] = []
-    stop_after = len(cases)  # -x: cases after the first failing one (in input order) are not needed
+    stop_after = len(units)  # -x: units after the first failing case (in input order) are not needed
 
     def start() -> _Slot:
         parent, child = ctx.Pipe()
-        process = ctx.Process(target=_worker, args=(child, cases, options, cache_on, cache_dir, memory),
+        process = ctx.Process(target=_worker, args=(child, units, options, cache_on, cache_dir, memory),
                               daemon=True)
         process.start()
         child.close()
@@ -142,7 +149,7 @@ def run_parallel(cases: Sequence[Case], options, jobs: int,
         index, slot.index = slot.index, None
         outcomes[index] = outcome
         if on_outcome is not None and on_outcome(index, outcome) is False:
-            stop_after = min(stop_after, index)
+            stop_after = min(stop_after, stop_at(index) if stop_at is not None else index + 1)
 
     def next_case() -> int | None:
         while pending:
@@ -159,7 +166,7 @@ def run_parallel(cases: Sequence[Case], options, jobs: int,
         slot.process, slot.conn = fresh.process, fresh.conn
 
     try:
-        slots = [start() for _ in range(max(1, min(jobs, len(cases))))]
+        slots = [start() for _ in range(max(1, min(jobs, len(units))))]
         while True:
             for slot in slots:
                 if slot.index is None:
@@ -167,7 +174,7 @@ def run_parallel(cases: Sequence[Case], options, jobs: int,
                     if index is None:
                         continue
                     slot.index = index
-                    slot.deadline = time.monotonic() + cases[index].timeout + GRACE
+                    slot.deadline = time.monotonic() + units[index][0].timeout + GRACE
                     slot.conn.send(index)
             busy = [s for s in slots if s.index is not None]
             if not busy:
@@ -179,14 +186,14 @@ def run_parallel(cases: Sequence[Case], options, jobs: int,
                     try:
                         index, outcome = slot.conn.recv()
                     except (EOFError, OSError):  # the worker died: out of memory, a crash, a signal
-                        case = cases[slot.index]
+                        case = units[slot.index][0]
                         slot.process.join(1)
                         finish(slot, _died(case, slot.process.exitcode))
                         replace(slot)
                         continue
                     finish(slot, outcome)
                 elif time.monotonic() >= slot.deadline:
-                    case = cases[slot.index]
+                    case = units[slot.index][0]
                     finish(slot, _error(case, f"the case ran longer than its time limit of {case.timeout:g} s "
                                               "and was stopped (its worker process was killed)"))
                     replace(slot)
@@ -205,11 +212,12 @@ def run_parallel(cases: Sequence[Case], options, jobs: int,
     return outcomes
 
 
-def _weight(case: Case) -> float:
-    """A rough size of a case, to start the big ones first: points × dtypes × inputs."""
+def _weight(case: Case, part: str | None = None) -> float:
+    """A rough size of a part of a case (a dtype, or its claims), to start the big ones
+    first: points × inputs."""
     points = len(case.points) + (65536 if case.samples == "all" else int(case.samples))
     inputs = sum(max(1, int(_product(v.shape))) for v in case.variables)
-    return points * len(case.dtypes) * (1 + inputs)
+    return points * (1 + inputs)
 
 
 def _product(shape) -> int:

@@ -18,7 +18,7 @@ from typing import Callable, Sequence
 
 from . import __version__, cache
 from .case import Case
-from .check import CheckOptions, check_case
+from .check import CheckOptions, case_parts, check_case, check_part, finish_case, prepare
 from .errors import CaseFileError, CaseTimeout
 from .keyword import matches
 from .loader import load_paths
@@ -80,9 +80,68 @@ def time_limit(seconds: float):
 def run_case(case: Case, options: RunOptions) -> tuple[CaseReport | None, CaseFileError | None, str | None]:
     """Check one case: (report, case-file error, internal error text) — exactly one is set,
     except that a timed-out case gives a report holding an error result."""
+    return _guarded(case, lambda: check_case(case, options.check_options()))
+
+
+def run_part(case: Case, part: str, options: RunOptions,
+             formulas: bool = False) -> tuple[CaseReport | None, CaseFileError | None, str | None]:
+    """One part of a case (a dtype, or its claims: check.case_parts) under the case's time
+    limit, as :func:`run_case` reports a whole case; ``formulas`` adds the case's LaTeX.
+    :func:`merge_parts` makes the case's report from its parts'."""
+    def work() -> CaseReport:
+        compiled = _compiled(case)
+        report = check_part(case, part, options.check_options(), compiled)
+        if formulas:
+            shown = check_part(case, None, options.check_options(), compiled)
+            report.expr_latex, report.derivatives_latex = shown.expr_latex, shown.derivatives_latex
+        return report
+    return _guarded(case, work)
+
+
+_COMPILED: dict[int, tuple[Case, object]] = {}
+
+
+def _compiled(case: Case):
+    """The compiled case, kept for the next part of the same case in this process."""
+    kept = _COMPILED.get(id(case))
+    if kept is not None and kept[0] is case:
+        return kept[1]
+    compiled = prepare(case)
+    _COMPILED.clear()
+    _COMPILED[id(case)] = (case, compiled)
+    return compiled
+
+
+def merge_parts(case: Case, outcomes: Sequence[tuple]) -> tuple[CaseReport | None, CaseFileError | None,
+                                                                  str | None]:
+    """The outcome of a whole case from its parts' outcomes (in case_parts order): what
+    :func:`run_case` gives for the case. An internal error or a case-file error in any part
+    is the case's; a part stopped by the time or memory limit is the case's report, alone, as
+    when the whole case is stopped."""
+    for _, _, internal in outcomes:
+        if internal is not None:
+            return None, None, internal
+    for _, error, _ in outcomes:
+        if error is not None:
+            return None, error, None
+    for report, _, _ in outcomes:
+        if any(r.check == "case" and r.status == ERROR for r in report.results):
+            return report, None, None
+    merged = CaseReport(name=case.name, file=case.file, description=case.description, expr=case.expr,
+                        xfail=case.xfail)
+    for report, _, _ in outcomes:
+        merged.expr_latex = merged.expr_latex or report.expr_latex
+        merged.derivatives_latex = merged.derivatives_latex or report.derivatives_latex
+        merged.results.extend(report.results)
+        merged.seconds += report.seconds
+    return finish_case(case, merged), None, None
+
+
+def _guarded(case: Case, work: Callable[[], CaseReport]) -> tuple[CaseReport | None, CaseFileError | None,
+                                                                   str | None]:
     try:
         with time_limit(case.timeout):
-            return check_case(case, options.check_options()), None, None
+            return work(), None, None
     except CaseFileError as err:
         return None, err, None
     except CaseTimeout as err:
@@ -119,7 +178,8 @@ def run(paths: Sequence[str], options: RunOptions | None = None,
     if progress is not None and hasattr(progress, "set_total"):  # a display that can show a bar
         progress.set_total(len(cases))
     with cache.use(options.cache):
-        in_workers = options.jobs > 1 and len(cases) > 1
+        check_options = options.check_options()
+        in_workers = options.jobs > 1 and sum(len(case_parts(c, check_options)) for c in cases) > 1
         if in_workers:
             outcomes = _in_workers(cases, options, progress)
         else:
@@ -145,12 +205,40 @@ def run(paths: Sequence[str], options: RunOptions | None = None,
 
 def _in_workers(cases: Sequence[Case], options: RunOptions,
                 progress: Callable[[CaseReport], None] | None) -> list:
-    """-j N: the same outcomes as in-process, in input order; progress ticks as cases finish."""
+    """-j N: the same outcomes as in-process, in input order; progress ticks as cases finish.
+
+    The workers take parts of cases (each dtype, and the claims: check.case_parts), so that
+    one big case keeps every worker busy too; each case's parts are merged as they finish."""
     from .parallel import run_parallel
 
+    check_options = options.check_options()
+    units, owner = [], []
+    for i, case in enumerate(cases):
+        for k, part in enumerate(case_parts(case, check_options)):
+            units.append((case, part, k == 0))
+            owner.append(i)
+    pending = [sum(1 for o in owner if o == i) for i in range(len(cases))]
+    parts: list[list] = [[] for _ in cases]
+    merged: list = [None] * len(cases)
+    first_unit = {o: u for u, o in reversed(list(enumerate(owner)))}
+
     def finished(index: int, outcome) -> bool:
-        case_report = outcome[0]
+        i = owner[index]
+        parts[i].append((index, outcome))
+        pending[i] -= 1
+        if pending[i]:
+            return True
+        merged[i] = merge_parts(cases[i], [o for _, o in sorted(parts[i], key=lambda p: p[0])])
+        case_report = merged[i][0]
         if progress is not None and case_report is not None:
             progress(case_report)
         return not (options.fail_fast and case_report is not None and case_report.status == "fail")
-    return run_parallel(cases, options, options.jobs, finished)
+
+    def stop_at(unit_index: int) -> int:  # -x: no part of a later case starts
+        return first_unit.get(owner[unit_index] + 1, len(units))
+
+    for i, count in enumerate(pending):
+        if count == 0:  # nothing to check in workers (no dtype, no claims): the case's report is empty
+            merged[i] = merge_parts(cases[i], [])
+    run_parallel(units, options, options.jobs, finished, stop_at)
+    return merged

@@ -77,20 +77,31 @@ def test_no_cases_exits_5(tmp_path):
     assert invoke(str(tmp_path / "empty")).exit_code == 5
 
 
-def test_internal_error_exits_3_and_keeps_other_cases(tmp_path, monkeypatch):
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_internal_error_exits_3_and_keeps_other_cases(tmp_path, monkeypatch, jobs):
+    """In one process (-j 1: check_case) and in workers (-j 2: check_part, inherited by the
+    forked workers), a bug in one case is an internal error; the other case is reported."""
     folder = write(tmp_path, {"a.yaml": VALID, "b.yaml": VALID.replace("good.sigmoid", "good.other")})
-    real = check_module.check_case
+    real_case, real_part = check_module.check_case, check_module.check_part
 
-    def flaky(case, options=None):
+    def flaky_case(case, options=None):
         if case.name == "good.other":
             raise RuntimeError("a bug in diffcheck")
-        return real(case, options)
+        return real_case(case, options)
 
-    monkeypatch.setattr("diffcheck.runner.check_case", flaky)
+    def flaky_part(case, part, options, compiled=None):
+        if case.name == "good.other" and part == "float32":
+            raise RuntimeError("a bug in diffcheck")
+        return real_part(case, part, options, compiled)
+
+    monkeypatch.setattr("diffcheck.runner.check_case", flaky_case)
+    monkeypatch.setattr("diffcheck.runner.check_part", flaky_part)
     out_json = tmp_path / "r.json"
-    result = invoke(str(folder), "--json", str(out_json))
+    result = invoke(str(folder), "--json", str(out_json), "-j", jobs)
     assert result.exit_code == 3
-    assert {r["case"] for r in json.loads(out_json.read_text())["results"]} == {"good.sigmoid"}
+    report = json.loads(out_json.read_text())
+    assert {r["case"] for r in report["results"]} == {"good.sigmoid"}
+    assert "a bug in diffcheck" in report["internal_errors"][0]
 
 
 def test_markdown_report_is_deterministic(tmp_path):

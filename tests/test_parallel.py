@@ -112,6 +112,46 @@ def test_two_workers_give_the_same_run_as_one(suite: Path) -> None:
     assert two.exit_code == 1  # the broken silu fails in both
 
 
+PARTS = """\
+cases:
+  - name: one.big
+    variables: {x: {shape: [3]}}
+    expr: softmax(x)
+    samples: 5
+    dtypes: [float64, float32, bfloat16]
+  - name: one.claims
+    description: a claim, a wrong claim and xfail, all merged from the parts
+    variables: {x: {}}
+    expr: sigmoid(x)
+    samples: 3
+    xfail: the note's derivative is wrong
+    expect:
+      derivative: sigmoid(x) * (1 + sigmoid(x))
+"""
+
+
+def test_a_case_is_split_into_parts_and_merged_as_one(tmp_path: Path) -> None:
+    """Workers check a case's dtypes and claims separately; the merged case is the one -j 1
+    gives: the same results in the same order, LaTeX, xfail applied over all the parts."""
+    (tmp_path / "parts.yaml").write_text(PARTS)
+    one = runner.run([str(tmp_path)], runner.RunOptions(jobs=1, cache=False))
+    three = runner.run([str(tmp_path)], runner.RunOptions(jobs=3, cache=False))
+    assert comparable(three) == comparable(one)
+    assert [c.expr_latex for c in three.cases] == [c.expr_latex for c in one.cases]
+    assert [c.derivatives_latex for c in three.cases] == [c.derivatives_latex for c in one.cases]
+    assert {r.dtype for r in three.cases[0].results} == {"float64", "float32", "bfloat16"}
+    assert three.cases[1].status == "xfail" and three.exit_code == 0
+
+
+def test_one_case_alone_uses_the_workers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "parts.yaml").write_text(PARTS)
+    used = []
+    real = parallel.run_parallel
+    monkeypatch.setattr(parallel, "run_parallel", lambda units, *a, **k: used.append(len(units)) or real(units, *a, **k))
+    report = runner.run([str(tmp_path)], runner.RunOptions(jobs=2, cache=False, keyword="one.big"))
+    assert used == [3] and [c.name for c in report.cases] == ["one.big"]
+
+
 def test_progress_ticks_once_per_case_in_workers(suite: Path) -> None:
     seen: list[str] = []
     runner.run([str(suite)], runner.RunOptions(jobs=2, cache=False), lambda case: seen.append(case.name))
