@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
+from contextlib import contextmanager
 import signal
 import time
 import traceback
@@ -52,6 +53,31 @@ def case_memory() -> int | None:
     factor = _UNITS.get(text[-1], 1)
     number = float(text[:-1] if text[-1] in _UNITS else text)
     return int(number * factor) or None
+
+
+@contextmanager
+def memory_limit(extra: int | None):
+    """While the block runs, this process's address space may grow by ``extra`` bytes beyond
+    its size at the start (RLIMIT_AS, POSIX); the previous limit comes back after. An
+    allocation past it fails as a MemoryError (or torch's "can't allocate memory"), which the
+    case reports. Used for every case, in workers and in one process (-j 1) alike."""
+    try:
+        import resource
+        previous = resource.getrlimit(resource.RLIMIT_AS)
+    except (ImportError, OSError, ValueError):
+        previous = None
+    if previous is None or not extra:
+        yield
+        return
+    try:
+        _limit_memory(extra)
+    except (OSError, ValueError, StopIteration):  # no /proc, or a limit we may not set
+        yield
+        return
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_AS, previous)
 
 
 def _limit_memory(extra: int | None) -> None:

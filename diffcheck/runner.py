@@ -1,4 +1,5 @@
-"""Running many cases: load, filter, check each under its time limit, collect a RunReport.
+"""Running many cases: load, filter, check each under its time and memory limits, collect a
+RunReport.
 
 Bad input never loses other results: a case that fails to compile becomes a case-file error
 and the other cases still run; an unexpected exception inside one case is recorded as an
@@ -139,8 +140,9 @@ def merge_parts(case: Case, outcomes: Sequence[tuple]) -> tuple[CaseReport | Non
 
 def _guarded(case: Case, work: Callable[[], CaseReport]) -> tuple[CaseReport | None, CaseFileError | None,
                                                                    str | None]:
+    from .parallel import case_memory, memory_limit
     try:
-        with time_limit(case.timeout):
+        with time_limit(case.timeout), memory_limit(case_memory()):
             return work(), None, None
     except CaseFileError as err:
         return None, err, None

@@ -186,11 +186,17 @@ def test_a_hung_case_is_killed_and_reported_and_the_others_finish(suite: Path, h
 
 
 @posix_only
+@pytest.mark.parametrize("jobs", [1, 2])
 def test_an_exploding_case_is_stopped_by_its_memory_limit(suite: Path, helpers: Path,
-                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+                                                          monkeypatch: pytest.MonkeyPatch, jobs: int) -> None:
+    """In workers and in one process alike: the case that asks for 16 GiB gets an error, the
+    limit is lifted after it, and the other cases run."""
+    import resource
     monkeypatch.setenv("DIFFCHECK_CASE_MEMORY", "1G")
     (suite / "exploding.yaml").write_text(EXPLODING)
-    report = runner.run([str(suite)], runner.RunOptions(jobs=2, cache=False))
+    before = resource.getrlimit(resource.RLIMIT_AS)
+    report = runner.run([str(suite)], runner.RunOptions(jobs=jobs, cache=False))
+    assert resource.getrlimit(resource.RLIMIT_AS) == before
     exploding = next(c for c in report.cases if c.name == "p.exploding")
     assert exploding.results and all(r.status == "error" for r in exploding.results
                                      if r.check != "value" or r.status == "error")
