@@ -213,6 +213,7 @@ def _run(ctx: _Context, target: Target, label: str, mode: str | None) -> Result:
     if ctx.points.count == 0:
         result.status, result.message = "skipped", "no points to check (samples: 0 and no points)"
         return result
+    ref = _reference(ctx, target)  # first: its temporaries are gone before torch's result arrives
     try:
         got = ctx.torchside.value(target) if mode is None else ctx.torchside.derivative(target, mode)
     except CannotDifferentiate as err:
@@ -223,7 +224,6 @@ def _run(ctx: _Context, target: Target, label: str, mode: str | None) -> Result:
         result.status, result.message = ERROR, f"torch raised: {err}"
         result.seconds = time.perf_counter() - start
         return result
-    ref = _reference(ctx, target)
     override = case.tolerance.get(ctx.dtype, case.tolerance.get("*"))
     intervals = _kink_intervals(ctx, target)
     comparison = cmp.compare(ref.values, ref.kinds, got, ctx.dtype, override, intervals,
