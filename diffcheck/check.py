@@ -375,9 +375,13 @@ def _singular_details(ctx: _Context, target: Target, ref: _Reference, got: np.nd
 def _worst(ctx: _Context, target: Target, ref: _Reference, got: np.ndarray, i: int, j: int) -> WorstPoint:
     r, g = float(ref.values[i, j]), float(got[i, j])
     a, rel, u = cmp.errors_at(r, g, ctx.dtype) if np.isfinite(g) else (float("inf"),) * 3
-    formula = sp.sstr(target.exprs[j], order="none")  # unsorted: 30× faster on long sums
-    if len(formula) > MAX_FORMULA:
-        formula = formula[:MAX_FORMULA] + " …"
+    key = (target.label, target.wrt, j)
+    formula = ctx.compiled.formulas.get(key)
+    if formula is None:  # the same entry is the worst in several modes and dtypes: print it once
+        formula = sp.sstr(target.exprs[j], order="none")  # unsorted: 30× faster on long sums
+        if len(formula) > MAX_FORMULA:
+            formula = formula[:MAX_FORMULA] + " …"
+        ctx.compiled.formulas[key] = formula
     return WorstPoint(point=ctx.points.point(i), entry=target.entry(j), reference=r, autograd=g,
                       abs_error=a, rel_error=rel, ulp_error=u, formula=formula)
 

@@ -82,6 +82,8 @@ class CompiledCase:
     _targets: dict[str, list[Target]] = field(default_factory=dict)
     #: sizes of exact values on a grid (check.py), shared by the dtypes that share the grid
     grid_scales: dict[tuple, float] = field(default_factory=dict)
+    #: formula texts of worst points (check.py), by (label, wrt, entry)
+    formulas: dict[tuple, str] = field(default_factory=dict)
 
     @property
     def symbolic_constants(self) -> list[np.ndarray]:
