@@ -209,9 +209,10 @@ class Torchside:
             return torch.zeros((p, m, sum(sizes)), dtype=flat.dtype, device=flat.device)
 
         def join(grads, batch):
-            return torch.cat([(g if g is not None else torch.zeros(batch + (p, n), dtype=flat.dtype,
-                                                                   device=flat.device)).reshape(batch + (p, n))
-                              for g, n in zip(grads, sizes)], dim=-1)
+            parts = [(g if g is not None else torch.zeros(batch + (p, n), dtype=flat.dtype,
+                                                          device=flat.device)).reshape(batch + (p, n))
+                     for g, n in zip(grads, sizes)]
+            return parts[0] if len(parts) == 1 else torch.cat(parts, dim=-1)  # one variable: no copy
 
         if m == 1:
             grads = torch.autograd.grad(flat.sum(), leaves, allow_unused=True, create_graph=create_graph)

@@ -24,6 +24,7 @@ workers use N cores.
 
 from __future__ import annotations
 
+import gc
 import multiprocessing as mp
 import os
 from contextlib import contextmanager
@@ -192,6 +193,11 @@ def run_parallel(units: Sequence[Unit], options, jobs: int,
         slot.process, slot.conn = fresh.process, fresh.conn
 
     try:
+        if ctx.get_start_method() == "fork":
+            # the parent's objects (torch's, SymPy's: most of its memory) go to a generation
+            # the collector never walks, so that no worker's collection writes to their pages
+            # and copies them: the workers keep sharing them with the parent
+            gc.freeze()
         slots = [start() for _ in range(max(1, min(jobs, len(units))))]
         while True:
             for slot in slots:
@@ -224,6 +230,7 @@ def run_parallel(units: Sequence[Unit], options, jobs: int,
                                               "and was stopped (its worker process was killed)"))
                     replace(slot)
     finally:
+        gc.unfreeze()  # a long-lived caller (pytest, a notebook) gets its collector back whole
         for slot in slots:
             try:
                 slot.conn.send(None)

@@ -226,3 +226,12 @@ def test_the_cli_runs_in_workers(suite: Path, tmp_path: Path) -> None:
     data = json.loads(out.read_text())
     assert {r["case"] for r in data["results"]} == {"p.sigmoid", "p.tanh", "p.softmax", "p.broken_silu",
                                                     "p.relu", "p.mse"}
+
+
+def test_the_parent_s_collector_is_whole_again_after_a_run(suite: Path) -> None:
+    """The parent freezes its objects while workers share them (gc.freeze), and unfreezes
+    them after: a long-lived caller does not keep them out of collection."""
+    import gc
+
+    runner.run([str(suite)], runner.RunOptions(jobs=2, cache=False))
+    assert gc.get_freeze_count() == 0
