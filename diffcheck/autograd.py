@@ -255,14 +255,7 @@ class Torchside:
         p = self.points.count
         leaves = self._leaves()
         try:
-            try:
-                out = vmap(self.f)(*leaves)
-            except Exception as err:
-                if isinstance(classify_error(err), CannotDifferentiate):
-                    raise
-                self.notes.append(f"{target.label}/backward: vmap failed; looped over the points")
-                out = torch.stack([self.f(*(x[i] for x in leaves)) for i in range(p)])
-            flat_out = out.reshape(p, -1)
+            flat_out = self._outputs(leaves, f"{target.label}/backward")
             if target.label == "hessian":
                 # first derivatives with a graph, then backward through each entry
                 grads = torch.autograd.grad(flat_out.sum(), leaves, create_graph=True)

@@ -55,6 +55,7 @@ class _Context:
     options: CheckOptions = field(default_factory=CheckOptions)
     refs: dict[str, _Reference] = field(default_factory=dict)
     sided: dict[str, SidedEvaluator] = field(default_factory=dict)
+    grid: np.ndarray | None = None  # the evaluation matrix of the grid (check._grid_matrix)
 
     def sided_evaluator(self, target: Target) -> SidedEvaluator:
         key = f"{target.label}:{target.wrt}"
@@ -193,7 +194,9 @@ def _grid(ctx: _Context) -> np.ndarray:
 
 def _grid_scale(ctx: _Context, target: Target) -> float:
     """The largest finite |exact value| of ``target`` over the grid (to 6 digits: a size)."""
-    matrix = _with_constants(ctx, _grid(ctx))
+    if ctx.grid is None:  # once per dtype: every target of the case reads the same grid
+        ctx.grid = _with_constants(ctx, _grid(ctx))
+    matrix = ctx.grid
     key = (target.label, target.wrt, matrix.tobytes())
     scales = ctx.compiled.grid_scales
     if key not in scales:
