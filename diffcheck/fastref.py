@@ -1167,17 +1167,13 @@ def magnitude(program: Program, symbols: Sequence[Any], inputs: np.ndarray,
 
 
 def reference(program: Program, symbols: Sequence[Any], inputs: np.ndarray,
-              compiled: Plan | None = None, trust: float = TRUST,
-              need: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, Stats]:
+              compiled: Plan | None = None, need: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, Stats]:
     """Exact values of every entry of ``program`` at every row of ``inputs`` (P, nsym):
     (values (P, n) float64, kinds (P, n) int8, stats).
 
-    ``trust`` is the relative error bound a value must be proven within; the default proves
-    correct rounding to float64. A caller that needs only a size (the tolerance's scale S)
-    passes a looser one, and mpmath then runs only where the extended-precision value is
-    not even that good (overflow, cancellation to nothing, an undefined operation).
     ``need`` (P, n) bool, when given, limits the exact passes to those entries; the others
-    keep their extended-precision values."""
+    keep their extended-precision values (:func:`magnitude` needs only the candidates for the
+    largest value)."""
     count, n_out = inputs.shape[0], len(program.outputs)
     # all finite unless mpmath says otherwise: a read-only view until then (16 MB saved for a
     # Jacobian of 16 384 entries at 1000 points)
@@ -1186,7 +1182,7 @@ def reference(program: Program, symbols: Sequence[Any], inputs: np.ndarray,
     if count == 0 or n_out == 0:
         return np.zeros((count, n_out)), kinds, stats
     p = compiled or plan(program)
-    values, ok = evaluate(p, inputs, trust)
+    values, ok = evaluate(p, inputs)
     lanes = np.flatnonzero((~ok).any(axis=1))
     if len(lanes):
         again, proven = evaluate_log(p, inputs[lanes])
@@ -1208,7 +1204,7 @@ def reference(program: Program, symbols: Sequence[Any], inputs: np.ndarray,
         # these rows only: for all rows they would be one more array the size of the result)
         rows_needed = np.unique(bad_rows)
         bounds = np.empty((len(rows_needed), n_out))
-        evaluate(p, inputs[rows_needed], trust, bounds)
+        evaluate(p, inputs[rows_needed], TRUST, bounds)
         where = {int(r): k for k, r in enumerate(rows_needed)}
         for rows, cols in zip(np.split(bad_rows, splits), np.split(bad_cols, splits)):
             i = int(rows[0])

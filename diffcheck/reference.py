@@ -29,7 +29,7 @@ import sympy as sp
 
 from .compare import FINITE
 from .dag import ExprList, Program, from_sympy
-from .fastref import (MAX_DPS, TRUST, WORK_DPS, Stats, _agree, _as_mp, _dirac, _heaviside, classify, magnitude,
+from .fastref import (MAX_DPS, WORK_DPS, Stats, _agree, _as_mp, _dirac, _heaviside, classify, magnitude,
                       plan, reference)
 
 
@@ -66,26 +66,26 @@ class Evaluator:
             out, kinds = self(values)
             finite = np.abs(out[(kinds == FINITE) & np.isfinite(out)])
             return float(finite.max()) if finite.size else 0.0
-        derived = self.program.derived
-        if "plan" not in derived:
-            derived["plan"] = plan(self.program)
-        size, stats = magnitude(self.program, self.symbols, np.asarray(values, dtype=np.float64), derived["plan"])
+        size, stats = magnitude(self.program, self.symbols, np.asarray(values, dtype=np.float64), self._plan())
         self.stats += stats
         return size
 
-    def __call__(self, values: np.ndarray, trust: float = TRUST) -> tuple[np.ndarray, np.ndarray]:
+    def __call__(self, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``values``: (P, len(symbols)) float64, each exactly the input torch sees.
-        Returns (reference (P, n) float64, kinds (P, n) int8), each value correctly rounded,
-        or, with a looser ``trust``, within that relative error (for sizes, not checks)."""
+        Returns (reference (P, n) float64, kinds (P, n) int8), each value correctly rounded."""
         if os.environ.get("DIFFCHECK_REFERENCE") == "mpmath":
             return MpmathEvaluator(list(self.exprs), self.symbols)(values)
+        out, kinds, stats = reference(self.program, self.symbols, np.asarray(values, dtype=np.float64),
+                                      self._plan())
+        self.stats += stats
+        return out, kinds
+
+    def _plan(self):
+        """The vectorized plan of the program, built once and kept with it."""
         derived = self.program.derived
         if "plan" not in derived:
             derived["plan"] = plan(self.program)
-        out, kinds, stats = reference(self.program, self.symbols, np.asarray(values, dtype=np.float64),
-                                      derived["plan"], trust)
-        self.stats += stats
-        return out, kinds
+        return derived["plan"]
 
 
 class MpmathEvaluator:
