@@ -214,15 +214,16 @@ def _in_workers(cases: Sequence[Case], options: RunOptions,
     from .parallel import run_parallel
 
     check_options = options.check_options()
-    units, owner = [], []
+    units, owner, spans = [], [], []  # spans[i]: case i's units are units[start:stop]
     for i, case in enumerate(cases):
+        start = len(units)
         for k, part in enumerate(case_parts(case, check_options)):
             units.append((case, part, k == 0))
             owner.append(i)
-    pending = [sum(1 for o in owner if o == i) for i in range(len(cases))]
+        spans.append((start, len(units)))
+    pending = [stop - start for start, stop in spans]
     parts: list[list] = [[] for _ in cases]
     merged: list = [None] * len(cases)
-    first_unit = {o: u for u, o in reversed(list(enumerate(owner)))}
 
     def finished(index: int, outcome) -> bool:
         i = owner[index]
@@ -237,7 +238,7 @@ def _in_workers(cases: Sequence[Case], options: RunOptions,
         return not (options.fail_fast and case_report is not None and case_report.status == "fail")
 
     def stop_at(unit_index: int) -> int:  # -x: no part of a later case starts
-        return first_unit.get(owner[unit_index] + 1, len(units))
+        return spans[owner[unit_index]][1]
 
     for i, count in enumerate(pending):
         if count == 0:  # nothing to check in workers (no dtype, no claims): the case's report is empty
