@@ -74,8 +74,13 @@ def _check_jobs(ctx: click.Context, param: click.Parameter, value: str | int) ->
 
 def auto_jobs(device: str) -> int:
     """``-j auto``: one worker per CPU this process may run on (at most MAX_AUTO_JOBS); one
-    process when there is a single CPU, or when the device is not the CPU (a forked worker
-    cannot use a GPU its parent has touched)."""
+    process when there is a single CPU, when the device is not the CPU (a forked worker
+    cannot use a GPU its parent has touched), or when the platform cannot fork (a spawned
+    worker imports torch again: two seconds each, more than most suites gain)."""
+    import multiprocessing
+
+    if "fork" not in multiprocessing.get_all_start_methods():
+        return 1
     try:
         cpus = len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux

@@ -182,6 +182,14 @@ def test_auto_jobs_is_one_per_cpu(monkeypatch, cpus, device, jobs):
     assert cli.auto_jobs(device) == jobs
 
 
+def test_auto_jobs_is_one_where_workers_cannot_be_forked(monkeypatch):
+    import multiprocessing
+
+    monkeypatch.setattr(cli.os, "sched_getaffinity", lambda pid: {0, 1, 2, 3}, raising=False)
+    monkeypatch.setattr(multiprocessing, "get_all_start_methods", lambda: ["spawn"])
+    assert cli.auto_jobs("cpu") == 1
+
+
 def test_jobs_auto_and_a_number_reach_the_runner(fake_runner, case_file):
     fake_runner.report = report_of(result("pass"))
     invoke("run", case_file, "-j", "auto")
