@@ -18,6 +18,9 @@ matching :class:`~diffcheck.symbolic.Target`.
 
 from __future__ import annotations
 
+import gc
+import sys
+import types
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -46,6 +49,60 @@ _NOT_DIFF_MARKERS = ("not implemented", "does not require grad", "does not have 
                      "forward AD with")
 
 
+_DYNAMO_DEFERRED = False
+
+
+def defer_dynamo_import() -> int:
+    """Let torch's Python references run without importing ``torch._dynamo`` while nothing
+    has imported it; return how many references were changed (once per process).
+
+    torch wraps its Python references (``torch._refs.mul``, …) in
+    ``torch._compile._disable_dynamo``, which imports ``torch._dynamo`` on a reference's
+    first call so as to wrap it in ``torch._dynamo.disable``. Forward-mode AD of ``x * 3``
+    calls one: the constant has no tangent, the zero tangent is a ZeroTensor, and its shape
+    comes from ``mul``'s meta kernel, ``torch._refs.mul``. That import costs about 1 s, often
+    more than the rest of a run. ``disable`` only matters while dynamo's frame hook is
+    installed, which needs ``torch._dynamo`` imported; so each reference gets a stand-in for
+    its cached ``disable`` wrapper that calls the reference as it is while ``torch._dynamo``
+    is not in ``sys.modules``, and from the first call after it is, builds torch's own
+    wrapper and keeps it (what torch would have done). Same ops, same kernels, same results.
+    Where torch's internals differ from the ones this expects (another version), it
+    changes nothing."""
+    global _DYNAMO_DEFERRED
+    if _DYNAMO_DEFERRED or "torch._dynamo" in sys.modules:
+        return 0
+    _DYNAMO_DEFERRED = True
+    try:
+        from torch import _compile
+        code = _compile._disable_dynamo(lambda: None).__code__
+    except Exception:
+        return 0
+    if set(code.co_freevars) != {"fn", "recursive"}:
+        return 0
+    changed = 0
+    for obj in gc.get_objects():
+        if type(obj) is not types.FunctionType or obj.__code__ is not code or not obj.__closure__:
+            continue
+        cells = dict(zip(code.co_freevars, (c.cell_contents for c in obj.__closure__)))
+        fn = cells["fn"]
+        if getattr(fn, "__dynamo_disable", None) is None:
+            fn.__dynamo_disable = _without_dynamo(fn, cells["recursive"])
+            changed += 1
+    return changed
+
+
+def _without_dynamo(fn: Callable, recursive: bool) -> Callable:
+    def call(*args, **kwargs):
+        if "torch._dynamo" in sys.modules:  # dynamo is here now: torch's own wrapper, from now on
+            import torch._dynamo
+            real = torch._dynamo.disable(fn, recursive, wrapping=False)
+            fn.__dynamo_disable = real
+            return real(*args, **kwargs)
+        return fn(*args, **kwargs)
+    call.diffcheck_deferred = True
+    return call
+
+
 def classify_error(err: Exception) -> Exception:
     text = f"{type(err).__name__}: {err}".strip()
     first = text.splitlines()[0][:500]
@@ -65,6 +122,7 @@ class Torchside:
     notes: list[str] = field(default_factory=list)
 
     def __post_init__(self):
+        defer_dynamo_import()
         self.tdtype = torch_dtype(self.dtype)
         c = self.compiled
         self.inputs = [torch.as_tensor(self.points.values[v.name], dtype=self.tdtype, device=self.device)

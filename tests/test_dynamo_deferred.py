@@ -1,0 +1,106 @@
+"""Forward mode without importing ``torch._dynamo`` (autograd.defer_dynamo_import).
+
+Each test runs in a fresh interpreter: whether ``torch._dynamo`` was imported is a fact about
+the whole process.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+CHECK = textwrap.dedent("""
+    import json, sys
+    import torch
+    from torch.func import jacfwd, vmap
+    from diffcheck.autograd import defer_dynamo_import
+
+    changed = defer_dynamo_import() if sys.argv[1] == "defer" else 0
+    x = torch.linspace(-2, 2, 12, dtype=torch.float64).reshape(4, 3)
+    jac = vmap(jacfwd(lambda v: torch.sin(v) * 3 + 2 - v / 7))(x)
+    expected = torch.diag_embed(3 * torch.cos(x) - 1 / 7)
+    print(json.dumps({"changed": changed, "dynamo": "torch._dynamo" in sys.modules,
+                      "equal": bool(torch.equal(jac, expected)),
+                      "close": bool(torch.allclose(jac, expected, rtol=0, atol=1e-15))}))
+""")
+
+
+def _run(script: str, *args: str) -> dict:
+    proc = subprocess.run([sys.executable, "-c", script, *args], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def test_forward_mode_of_a_constant_product_imports_dynamo_without_it():
+    """The reason for the change: torch 2.13 imports torch._dynamo (about 1 s) for x * 3."""
+    plain = _run(CHECK, "plain")
+    if not plain["dynamo"]:
+        pytest.skip("this torch does not import torch._dynamo for forward mode of x * 3")
+    deferred = _run(CHECK, "defer")
+    assert deferred["changed"] > 0
+    assert deferred["dynamo"] is False
+    assert deferred["close"] and plain["close"]
+
+
+def test_same_numbers_with_and_without():
+    """Same kernels: the Jacobians are bitwise equal."""
+    script = CHECK.replace('"equal": bool(torch.equal(jac, expected))', '"jac": jac.flatten().tolist()')
+    assert _run(script, "plain")["jac"] == _run(script, "defer")["jac"]
+
+
+def test_torch_gets_its_own_wrapper_once_dynamo_is_imported():
+    """Once something imports torch._dynamo, a reference's next call builds torch's
+    ``torch._dynamo.disable`` wrapper and keeps it, as torch would have."""
+    script = textwrap.dedent("""
+        import json, sys
+        import torch
+        from torch.func import jacfwd, vmap
+        from diffcheck.autograd import defer_dynamo_import
+        defer_dynamo_import()
+        f = lambda v: v * 3
+        x = torch.ones(2, 3, dtype=torch.float64)
+        vmap(jacfwd(f))(x)
+        import torch._dynamo
+        import torch._refs
+        ref = torch._refs.mul
+        while not hasattr(ref, "__closure__") or ref.__code__.co_name != "inner":
+            ref = ref.__wrapped__
+        fn = dict(zip(ref.__code__.co_freevars, (c.cell_contents for c in ref.__closure__)))["fn"]
+        before = getattr(fn.__dynamo_disable, "diffcheck_deferred", False)
+        out = vmap(jacfwd(f))(x)
+        after = getattr(fn.__dynamo_disable, "diffcheck_deferred", False)
+        print(json.dumps({"before": before, "after": after, "ok": bool((out.diagonal(dim1=1, dim2=2) == 3).all())}))
+    """)
+    try:
+        got = _run(script)
+    except AssertionError as err:  # another torch: the references are laid out differently
+        if "AttributeError" in str(err):
+            pytest.skip("torch._refs.mul is not wrapped by torch._compile._disable_dynamo here")
+        raise
+    assert got == {"before": True, "after": False, "ok": True}
+
+
+def test_a_run_of_the_suite_kind_of_case_does_not_import_dynamo(tmp_path):
+    """A whole check of a forward-mode case with constants, through the runner."""
+    case = tmp_path / "c.yaml"
+    case.write_text(textwrap.dedent("""
+        cases:
+          - name: affine
+            variables: {x: {shape: [3]}}
+            expr: 3*x + 2
+            modes: [forward, reverse]
+    """))
+    script = textwrap.dedent(f"""
+        import json, sys
+        from diffcheck import runner
+        report = runner.run([{str(case)!r}], runner.RunOptions(jobs=1, cache=False))
+        print(json.dumps({{"dynamo": "torch._dynamo" in sys.modules,
+                          "statuses": sorted({{r.status for r in report.results}}), "n": len(report.results)}}))
+    """)
+    got = _run(script)
+    assert got["n"] > 0 and got["statuses"] == ["pass"]
+    assert got["dynamo"] is False
