@@ -6,16 +6,20 @@ case's claims (:func:`diffcheck.check.case_parts`) — and sends back the same `
 case-file error, internal error)`` triple that :func:`diffcheck.runner.run_part` returns
 in-process; the parent merges each case's parts (:func:`diffcheck.runner.merge_parts`), so a
 run is identical to ``-j 1`` (same results, same order), and a single big case keeps more than
-one core busy. The limits, per part:
+one core busy. The limits:
 
-* time — inside the worker, the case's own ``timeout`` stops it the way ``-j 1`` does (an
-  error result naming the limit). A case stuck where Python cannot interrupt it (inside a
-  C kernel) is killed by the parent ``GRACE`` seconds later, reported as an error, and its
-  worker replaced; the other cases finish.
-* memory — the worker's address space may grow by ``DIFFCHECK_CASE_MEMORY`` bytes (default
-  4 GiB; suffixes K, M, G) beyond what it had at start (torch alone reserves hundreds of
-  MB of it). An allocation past that fails inside the case: a MemoryError becomes an error
-  result, a worker that dies of it is reported and replaced.
+* time — the case's own ``timeout`` holds for its parts together, as it holds for the whole
+  case under ``-j 1``: each part gets what the case's other parts have left of it (their
+  times summed; a part that would start with nothing left is an error at once; parts of one
+  case that run at the same time each start with what was left then). Inside the worker it
+  stops the part the way ``-j 1`` stops a case (an error result naming the limit). A case
+  stuck where Python cannot interrupt it (inside a C kernel) is killed by the parent
+  ``GRACE`` seconds later, reported as an error, and its worker replaced; the other cases
+  finish.
+* memory — per part: the worker's address space may grow by ``DIFFCHECK_CASE_MEMORY``
+  bytes (default 4 GiB; suffixes K, M, G) beyond what it had at start (torch alone reserves
+  hundreds of MB of it). An allocation past that fails inside the case: a MemoryError
+  becomes an error result, a worker that dies of it is reported and replaced.
 
 Workers are forked where the platform can (Linux): they start instantly, sharing the
 parent's imported modules; elsewhere they are spawned. Each uses one torch thread, so N
@@ -118,13 +122,14 @@ def _worker(conn: Connection, units: Sequence[Unit], options, cache_on: bool, ca
     with cache.use(cache_on, cache_dir):
         while True:
             try:
-                index = conn.recv()
+                message = conn.recv()
             except EOFError:
                 return
-            if index is None:
+            if message is None:
                 return
+            index, seconds = message
             case, part, formulas = units[index]
-            outcome = run_part(case, part, options, formulas)
+            outcome = run_part(case, part, options, formulas, seconds)
             try:
                 conn.send((index, outcome))
             except Exception:  # an outcome that does not pickle: report it, not lose it
@@ -138,6 +143,7 @@ class _Slot:
     conn: Connection
     index: int | None = None
     deadline: float = 0.0
+    started: float = 0.0
 
 
 def _context():
@@ -162,6 +168,7 @@ def run_parallel(units: Sequence[Unit], options, jobs: int,
     pending = deque(sorted(range(len(units)), key=lambda i: -_weight(*units[i][:2])))
     slots: list[_Slot] = []
     stop_after = len(units)  # -x: units after the first failing case (in input order) are not needed
+    spent: dict[int, float] = {}  # id(case) → seconds its finished parts took: the limit is the case's
 
     def start() -> _Slot:
         parent, child = ctx.Pipe()
@@ -174,6 +181,8 @@ def run_parallel(units: Sequence[Unit], options, jobs: int,
     def finish(slot: _Slot, outcome: Outcome) -> None:
         nonlocal stop_after
         index, slot.index = slot.index, None
+        key = id(units[index][0])
+        spent[key] = spent.get(key, 0.0) + time.monotonic() - slot.started
         outcomes[index] = outcome
         if on_outcome is not None and on_outcome(index, outcome) is False:
             stop_after = min(stop_after, stop_at(index) if stop_at is not None else index + 1)
@@ -201,13 +210,20 @@ def run_parallel(units: Sequence[Unit], options, jobs: int,
         slots = [start() for _ in range(max(1, min(jobs, len(units))))]
         while True:
             for slot in slots:
-                if slot.index is None:
+                while slot.index is None:
                     index = next_case()
                     if index is None:
+                        break
+                    case, now = units[index][0], time.monotonic()
+                    left = case.timeout - spent.get(id(case), 0.0) - sum(
+                        now - s.started for s in slots if s.index is not None and units[s.index][0] is case)
+                    slot.index, slot.started = index, now
+                    if left <= 0:  # the case's other parts have used up its time
+                        finish(slot, _error(case, f"the case ran longer than its time limit of "
+                                                  f"{case.timeout:g} s"))
                         continue
-                    slot.index = index
-                    slot.deadline = time.monotonic() + units[index][0].timeout + GRACE
-                    slot.conn.send(index)
+                    slot.deadline = now + left + GRACE
+                    slot.conn.send((index, left))
             busy = [s for s in slots if s.index is not None]
             if not busy:
                 break

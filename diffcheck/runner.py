@@ -59,15 +59,16 @@ def list_cases(paths: Sequence[str], keyword: str | None = None) -> tuple[list[C
 
 
 @contextmanager
-def time_limit(seconds: float):
-    """Raise CaseTimeout in this thread after ``seconds`` (main thread on POSIX only)."""
+def time_limit(seconds: float, limit: float | None = None):
+    """Raise CaseTimeout in this thread after ``seconds`` (main thread on POSIX only); the
+    message names ``limit`` (default ``seconds``): a part of a case gets what is left of it."""
     usable = hasattr(signal, "SIGALRM") and threading.current_thread() is threading.main_thread()
     if not usable or seconds <= 0:
         yield
         return
 
     def expire(signum, frame):
-        raise CaseTimeout(f"the case ran longer than its time limit of {seconds:g} s")
+        raise CaseTimeout(f"the case ran longer than its time limit of {limit or seconds:g} s")
 
     previous = signal.signal(signal.SIGALRM, expire)
     signal.setitimer(signal.ITIMER_REAL, seconds)
@@ -84,11 +85,13 @@ def run_case(case: Case, options: RunOptions) -> tuple[CaseReport | None, CaseFi
     return _guarded(case, lambda: check_case(case, options.check_options()))
 
 
-def run_part(case: Case, part: str, options: RunOptions,
-             formulas: bool = False) -> tuple[CaseReport | None, CaseFileError | None, str | None]:
+def run_part(case: Case, part: str, options: RunOptions, formulas: bool = False,
+             seconds: float | None = None) -> tuple[CaseReport | None, CaseFileError | None, str | None]:
     """One part of a case (a dtype, or its claims: check.case_parts) under the case's time
     limit, as :func:`run_case` reports a whole case; ``formulas`` adds the case's LaTeX.
-    :func:`merge_parts` makes the case's report from its parts'."""
+    ``seconds``: the time left of the case's limit, when other parts of it started earlier
+    (the limit is the whole case's). :func:`merge_parts` makes the case's report from its
+    parts'."""
     def work() -> CaseReport:
         compiled = _compiled(case)
         report = check_part(case, part, options.check_options(), compiled)
@@ -96,7 +99,7 @@ def run_part(case: Case, part: str, options: RunOptions,
             shown = check_part(case, None, options.check_options(), compiled)
             report.expr_latex, report.derivatives_latex = shown.expr_latex, shown.derivatives_latex
         return report
-    return _guarded(case, work)
+    return _guarded(case, work, seconds)
 
 
 _COMPILED: dict[int, tuple[Case, object]] = {}
@@ -138,11 +141,11 @@ def merge_parts(case: Case, outcomes: Sequence[tuple]) -> tuple[CaseReport | Non
     return finish_case(case, merged), None, None
 
 
-def _guarded(case: Case, work: Callable[[], CaseReport]) -> tuple[CaseReport | None, CaseFileError | None,
-                                                                   str | None]:
+def _guarded(case: Case, work: Callable[[], CaseReport],
+             seconds: float | None = None) -> tuple[CaseReport | None, CaseFileError | None, str | None]:
     from .parallel import case_memory, memory_limit
     try:
-        with time_limit(case.timeout), memory_limit(case_memory()):
+        with time_limit(case.timeout if seconds is None else seconds, case.timeout), memory_limit(case_memory()):
             return work(), None, None
     except CaseFileError as err:
         return None, err, None

@@ -52,6 +52,13 @@ def stuck(x):
     time.sleep(120)
     return torch.sigmoid(x)
 
+CALLS = []
+
+def slow(x):
+    CALLS.append(1)
+    time.sleep(0.3)
+    return torch.sigmoid(x)
+
 def hungry(x):
     hoard = torch.ones(1 << 31, dtype=torch.float64)  # 16 GiB
     return torch.sigmoid(x) + hoard[0] * 0
@@ -64,6 +71,20 @@ expr: sigmoid(x)
 torch: stuck(x)
 imports: {stuck: "diffcheck_test_helpers:stuck"}
 samples: 2
+timeout: 1
+"""
+
+# three parts (one per dtype), each at least two calls of 0.3 s: each part alone is within
+# the limit, the three together are not
+SLOW = """\
+name: p.slow
+variables: {x: {}}
+expr: sigmoid(x)
+torch: slow(x)
+imports: {slow: "diffcheck_test_helpers:slow"}
+samples: 2
+dtypes: [float64, float32, float16]
+modes: [reverse]
 timeout: 1
 """
 
@@ -183,6 +204,25 @@ def test_a_hung_case_is_killed_and_reported_and_the_others_finish(suite: Path, h
     assert len(others) == 6 and all(r.status != "error" for c in others for r in c.results)
     assert took < 60  # the stuck helper sleeps 120 s: it was killed, not waited for
     assert report.exit_code == 1
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_the_time_limit_is_the_whole_case_s_not_each_part_s(tmp_path: Path, helpers: Path, jobs: int) -> None:
+    """Under -j 1 the case's timeout bounds the whole case; in workers it bounds its parts
+    together, not each of them (which would let a case with 3 dtypes run for 3 timeouts)."""
+    (tmp_path / "slow.yaml").write_text(SLOW)
+    report = runner.run([str(tmp_path / "slow.yaml")], runner.RunOptions(jobs=jobs, cache=False))
+    (case,) = report.cases
+    errors = [r for r in case.results if r.status == "error"]
+    assert errors and all("time limit of 1 s" in r.message for r in errors), [r.to_dict() for r in case.results]
+    assert report.exit_code == 1
+
+
+def test_each_part_alone_is_within_the_limit(tmp_path: Path, helpers: Path) -> None:
+    """What makes the test above discriminate: one dtype of the slow case passes."""
+    (tmp_path / "slow.yaml").write_text(SLOW.replace("[float64, float32, float16]", "[float64]"))
+    report = runner.run([str(tmp_path / "slow.yaml")], runner.RunOptions(jobs=2, cache=False))
+    assert {r.status for r in report.results} == {"pass"}
 
 
 @posix_only
