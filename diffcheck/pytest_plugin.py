@@ -2,8 +2,10 @@
 
 Enabled by the ``pytest11`` entry point, and off until asked for: ``pytest --diffcheck
 cases/`` collects every ``*.yaml``/``*.yml`` file under the given paths. There is one test
-item per case. It calls the same :func:`diffcheck.check_case` as the command line, and a
-failure is shown the way the console shows it, not as a traceback.
+item per case. It checks it as ``diffcheck run -j 1`` does (:func:`diffcheck.runner.run_case`:
+:func:`diffcheck.check_case` under the case's time and memory limits), and a failure is shown
+the way the console shows it, not as a traceback. A case stopped by its limits fails even
+when it is marked ``xfail``: that is not the failure it expects.
 """
 
 from __future__ import annotations
@@ -12,9 +14,8 @@ import io
 
 import pytest
 
-from .check import CheckOptions, check_case
 from .errors import CaseFileError
-from .results import FAILING, RunReport
+from .results import ERROR, FAILING, RunReport
 
 
 def pytest_addoption(parser):
@@ -45,6 +46,10 @@ class CaseFailed(Exception):
     """A case whose results include a failing status."""
 
 
+class CaseStopped(Exception):
+    """A case stopped by its time or memory limit, or by an internal error of diffcheck."""
+
+
 class CaseItem(pytest.Item):
     def __init__(self, *, case, **kwargs):
         super().__init__(**kwargs)
@@ -53,8 +58,15 @@ class CaseItem(pytest.Item):
             self.add_marker(pytest.mark.xfail(reason=case.xfail, strict=True, raises=CaseFailed))
 
     def runtest(self):
+        from .runner import RunOptions, run_case
         dtypes = tuple(self.config.getoption("diffcheck_dtype") or ())
-        report = check_case(self.case, CheckOptions(dtypes=dtypes))
+        report, error, internal = run_case(self.case, RunOptions(dtypes=dtypes))
+        if error is not None:
+            raise error
+        if internal is not None:
+            raise CaseStopped(f"internal error of diffcheck: {internal}")
+        if any(r.check == "case" and r.status == ERROR for r in report.results):
+            raise CaseStopped(self._render(report))
         if self.case.xfail:
             # let pytest's own xfail judge: raise when the case failed as expected
             if any(r.details.get("original_status") in FAILING for r in report.results):
@@ -73,7 +85,7 @@ class CaseItem(pytest.Item):
         return out.getvalue()
 
     def repr_failure(self, excinfo):
-        if isinstance(excinfo.value, (CaseFailed, CaseFileError)):
+        if isinstance(excinfo.value, (CaseFailed, CaseStopped, CaseFileError)):
             return str(excinfo.value)
         return super().repr_failure(excinfo)
 

@@ -8,6 +8,7 @@ internal error for that case, and the run goes on.
 
 from __future__ import annotations
 
+import os
 import platform
 import signal
 import threading
@@ -61,22 +62,41 @@ def list_cases(paths: Sequence[str], keyword: str | None = None) -> tuple[list[C
 @contextmanager
 def time_limit(seconds: float, limit: float | None = None):
     """Raise CaseTimeout in this thread after ``seconds`` (main thread on POSIX only); the
-    message names ``limit`` (default ``seconds``): a part of a case gets what is left of it."""
+    message names ``limit`` (default ``seconds``): a part of a case gets what is left of it.
+
+    An alarm the caller has set (pytest-timeout's signal method, say) still goes off when it
+    is due: if it is due first, its own handler runs then, and the case's limit after it;
+    if not, it is set again after the block for the time it has left."""
     usable = hasattr(signal, "SIGALRM") and threading.current_thread() is threading.main_thread()
     if not usable or seconds <= 0:
         yield
         return
+    started = time.monotonic()
+    previous = signal.getsignal(signal.SIGALRM)
+    outer, _ = signal.getitimer(signal.ITIMER_REAL)  # seconds until the caller's alarm; 0: none
+    pending = [bool(outer) and outer < seconds]       # the caller's alarm is due first
 
     def expire(signum, frame):
+        if pending[0]:  # the caller's alarm: its handler, then ours for the time we have left
+            pending[0] = False
+            signal.setitimer(signal.ITIMER_REAL, max(seconds - (time.monotonic() - started), 1e-3))
+            if callable(previous):
+                previous(signum, frame)
+            elif previous == signal.SIG_DFL:  # what the signal would have done: end the process
+                signal.signal(signal.SIGALRM, signal.SIG_DFL)
+                os.kill(os.getpid(), signal.SIGALRM)
+            return
         raise CaseTimeout(f"the case ran longer than its time limit of {limit or seconds:g} s")
 
-    previous = signal.signal(signal.SIGALRM, expire)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
+    signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, outer if pending[0] else seconds)
     try:
         yield
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
+        if outer and (pending[0] or outer >= seconds):  # the caller's alarm has not gone off: again
+            signal.setitimer(signal.ITIMER_REAL, max(outer - (time.monotonic() - started), 1e-3))
 
 
 def run_case(case: Case, options: RunOptions) -> tuple[CaseReport | None, CaseFileError | None, str | None]:

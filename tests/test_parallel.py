@@ -275,3 +275,49 @@ def test_the_parent_s_collector_is_whole_again_after_a_run(suite: Path) -> None:
 
     runner.run([str(suite)], runner.RunOptions(jobs=2, cache=False))
     assert gc.get_freeze_count() == 0
+
+
+@posix_only
+def test_a_caller_s_earlier_alarm_still_goes_off_inside_a_case() -> None:
+    """pytest-timeout's signal method (or any caller's SIGALRM) is not cancelled by a case's limit."""
+    import signal
+    from diffcheck.errors import CaseTimeout
+    fired = []
+    previous = signal.signal(signal.SIGALRM, lambda *a: fired.append(time.monotonic()))
+    try:
+        start = time.monotonic()
+        signal.setitimer(signal.ITIMER_REAL, 0.2)
+        with runner.time_limit(5.0):
+            time.sleep(0.6)  # the caller's alarm interrupts the sleep; sleep again for the rest
+            while time.monotonic() - start < 0.6:
+                time.sleep(0.05)
+        assert len(fired) == 1 and 0.15 < fired[0] - start < 0.5
+        assert signal.getitimer(signal.ITIMER_REAL)[0] == 0  # nothing left armed
+        with pytest.raises(CaseTimeout):  # and the case's own limit still holds after it
+            signal.setitimer(signal.ITIMER_REAL, 0.1)
+            with runner.time_limit(0.5):
+                time.sleep(2)
+        assert len(fired) == 2
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+@posix_only
+def test_a_caller_s_later_alarm_is_set_again_after_the_case() -> None:
+    import signal
+    from diffcheck.errors import CaseTimeout
+    fired = []
+    handler = lambda *a: fired.append(1)  # noqa: E731
+    previous = signal.signal(signal.SIGALRM, handler)
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 3.0)
+        with pytest.raises(CaseTimeout):
+            with runner.time_limit(0.2):
+                time.sleep(2)
+        left, _ = signal.getitimer(signal.ITIMER_REAL)
+        assert 2.0 < left < 2.9 and not fired
+        assert signal.getsignal(signal.SIGALRM) is handler
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)

@@ -41,3 +41,40 @@ def test_off_without_the_flag(pytester):
     pytester.makefile(".yaml", good=GOOD)
     result = pytester.runpytest("-p", "no:cacheprovider")
     result.assert_outcomes()
+
+
+SLOW_HELPER = """\
+import time, torch
+
+def slow(x):
+    time.sleep(3)
+    return torch.sigmoid(x)
+"""
+SLOW = """\
+cases:
+  - name: slow.plain
+    variables: {x: {}}
+    expr: sigmoid(x)
+    torch: slow(x)
+    imports: {slow: "slow_helper:slow"}
+    samples: 2
+    timeout: 0.5
+  - name: slow.expected
+    variables: {x: {}}
+    expr: sigmoid(x)
+    torch: slow(x)
+    imports: {slow: "slow_helper:slow"}
+    samples: 2
+    timeout: 0.5
+    xfail: a failure is expected, not a stop
+"""
+
+
+def test_each_case_runs_under_its_time_limit(pytester):
+    """Under pytest too a case has its limits; a stopped case fails, xfail or not."""
+    pytester.makepyfile(slow_helper=SLOW_HELPER)
+    pytester.makefile(".yaml", slow=SLOW)
+    pytester.syspathinsert()
+    result = pytester.runpytest("--diffcheck", "-p", "no:cacheprovider")
+    result.assert_outcomes(failed=2)
+    result.stdout.fnmatch_lines(["*time limit of 0.5 s*"])
