@@ -166,24 +166,42 @@ class Torchside:
                               f"the expression has shape {list(self.compiled.out_shape)}")
         return _np(out).reshape(self.points.count, -1)
 
-    def derivative(self, target: Target, mode: str) -> np.ndarray:
+    def derivative(self, target: Target, mode: str,
+                   consume: Callable[[int, np.ndarray], bool] | None = None) -> np.ndarray | bool:
         """torch's derivative values for ``target``, (P, entries) like the target.
 
         A big derivative is computed a block of points at a time (64 points of a softmax
         Jacobian of 128 entries) into one array, float32 for float32: torch's temporaries (the
         batched basis, the rows it pulls back, forward mode's tangents) then stay the size of
-        a block, not of the whole result (131 MB in float64 at 1000 points)."""
+        a block, not of the whole result (131 MB in float64 at 1000 points).
+
+        With ``consume``, each block goes to ``consume(first_row, block)`` instead, and the
+        whole result is never held: the return value is True when every block was consumed,
+        False as soon as ``consume`` declines one (the caller then asks again without it).
+        A derivative small enough for one block is returned as an array either way."""
         p, entries = self.points.count, len(target.exprs)
-        block = max(1, CHUNK_CELLS // max(entries, 1))
-        if p <= block or target.label == "intermediates":
+        block = self._block(target)
+        if not self.in_blocks(target):
             return self._checked(self, target, mode)
-        # float32's values are exact in float32: half the memory of float64 for the same numbers
-        out = np.empty((p, entries), dtype=np.float32 if self.tdtype == torch.float32 else np.float64)
+        out = None
+        if consume is None:  # float32's values are exact in float32: half the memory of float64
+            out = np.empty((p, entries), dtype=np.float32 if self.tdtype == torch.float32 else np.float64)
         for start in range(0, p, block):
             part = self._part(start, min(p, start + block))
-            out[start:start + part.points.count] = self._checked(part, target, mode)
+            got = self._checked(part, target, mode)
             self.notes.extend(n for n in part.notes if n not in self.notes)
-        return out
+            if out is not None:
+                out[start:start + part.points.count] = got
+            elif not consume(start, got):
+                return False
+        return out if out is not None else True
+
+    def _block(self, target: Target) -> int:
+        return max(1, CHUNK_CELLS // max(len(target.exprs), 1))
+
+    def in_blocks(self, target: Target) -> bool:
+        """Whether :meth:`derivative` computes ``target`` a block of points at a time."""
+        return self.points.count > self._block(target) and target.label != "intermediates"
 
     def _part(self, start: int, stop: int) -> "Torchside":
         """The same compiled case and dtype at points start:stop."""

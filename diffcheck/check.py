@@ -217,7 +217,14 @@ def _run(ctx: _Context, target: Target, label: str, mode: str | None) -> Result:
         result.status, result.message = "skipped", "no points to check (samples: 0 and no points)"
         return result
     ref = _reference(ctx, target)  # first: its temporaries are gone before torch's result arrives
+    override = case.tolerance.get(ctx.dtype, case.tolerance.get("*"))
+    intervals = _kink_intervals(ctx, target)
     try:
+        if (mode is not None and ctx.torchside.in_blocks(target)
+                and cmp.plain_reference(ref.values, ref.kinds, ctx.dtype, override, intervals)):
+            streamed = _streamed(ctx, target, mode, ref, override)
+            if streamed is not None:
+                return _finish(ctx, target, mode, result, streamed, ref, None, start)
         got = ctx.torchside.value(target) if mode is None else ctx.torchside.derivative(target, mode)
     except CannotDifferentiate as err:
         result.status, result.message = NOT_DIFFERENTIABLE, f"torch cannot differentiate this: {err}"
@@ -227,8 +234,6 @@ def _run(ctx: _Context, target: Target, label: str, mode: str | None) -> Result:
         result.status, result.message = ERROR, f"torch raised: {err}"
         result.seconds = time.perf_counter() - start
         return result
-    override = case.tolerance.get(ctx.dtype, case.tolerance.get("*"))
-    intervals = _kink_intervals(ctx, target)
     comparison = cmp.compare(ref.values, ref.kinds, got, ctx.dtype, override, intervals,
                              scale_floor=0.0 if override else _scale_floor(ctx, target))
     if intervals is not None:
@@ -236,6 +241,23 @@ def _run(ctx: _Context, target: Target, label: str, mode: str | None) -> Result:
     singular = _singular_details(ctx, target, ref, got)
     if singular:
         result.details["singular"] = singular
+    return _finish(ctx, target, mode, result, comparison, ref, got, start)
+
+
+def _streamed(ctx: _Context, target: Target, mode: str, ref: _Reference, override) -> cmp.Comparison | None:
+    """The comparison of a big derivative made block by block as torch computes it, so that
+    torch's whole result (131 MB for a 128-softmax Jacobian at 1000 points) is never held;
+    None when torch returned a NaN or ±inf, which the general comparison must classify."""
+    stream = cmp.PlainStream(ref.values, ctx.dtype, override,
+                             0.0 if override else _scale_floor(ctx, target))
+    done = ctx.torchside.derivative(target, mode, consume=stream.add)
+    return stream.result() if done is True else None
+
+
+def _finish(ctx: _Context, target: Target, mode: str | None, result: Result, comparison: cmp.Comparison,
+            ref: _Reference, got: np.ndarray | None, start: float) -> Result:
+    """The result from its comparison. ``got`` is torch's whole result, None when it was
+    compared block by block (only pass and fail were possible then)."""
     if comparison.counts.get("unstable"):
         region = _unstable_region(ctx, target, mode, comparison)
         if region:
@@ -248,7 +270,8 @@ def _run(ctx: _Context, target: Target, label: str, mode: str | None) -> Result:
     result.tolerance = comparison.policy.describe()
     if comparison.worst is not None:
         i, j = comparison.worst
-        result.worst_point = _worst(ctx, target, ref, got, i, j)
+        g = float(got[i, j]) if got is not None else comparison.worst_got
+        result.worst_point = _worst(ctx, target, ref, g, i, j)
     result.message = _message(result, comparison, ctx.points.count)
     if ctx.options.search:
         _search(ctx, target, mode, comparison, result)
@@ -375,8 +398,8 @@ def _singular_details(ctx: _Context, target: Target, ref: _Reference, got: np.nd
     return out
 
 
-def _worst(ctx: _Context, target: Target, ref: _Reference, got: np.ndarray, i: int, j: int) -> WorstPoint:
-    r, g = float(ref.values[i, j]), float(got[i, j])
+def _worst(ctx: _Context, target: Target, ref: _Reference, g: float, i: int, j: int) -> WorstPoint:
+    r = float(ref.values[i, j])
     a, rel, u = cmp.errors_at(r, g, ctx.dtype) if np.isfinite(g) else (float("inf"),) * 3
     key = (target.label, target.wrt, j)
     formula = ctx.compiled.formulas.get(key)

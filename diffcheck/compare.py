@@ -105,6 +105,7 @@ class Comparison:
     worst: tuple[int, int] | None     # (point, entry) with the largest error/allowed ratio
     worst_ratio: float | None
     examples: dict[str, list[tuple[int, int]]] = field(default_factory=dict)  # class -> (point, entry)
+    worst_got: float | None = None    # torch's value at ``worst``, kept when torch's whole result is not
 
 
 BLOCK_CELLS = 1 << 20  # entries compared at a time: bounds the temporaries of a big Jacobian
@@ -155,18 +156,12 @@ def compare(reference: np.ndarray, kinds: np.ndarray, got: np.ndarray, dtype: st
 def _plain(reference, kinds, got, dtype, override, intervals) -> bool:
     """Only passes and fails are possible: no kink, every exact value a finite number within
     the dtype's range, every torch value finite, and a tolerance that is never zero."""
-    if reference.ndim != 2 or reference.size == 0 or kinds.any():
-        return False
-    if intervals is not None and not np.isnan(intervals).all():
-        return False
-    if override is not None and override.atol <= 0:
+    if not plain_reference(reference, kinds, dtype, override, intervals):
         return False
     with np.errstate(invalid="ignore"):
         # max and min propagate NaN, so finite extremes mean every value is finite
         lo, hi = float(got.min()), float(got.max())
-        rlo, rhi = float(reference.min()), float(reference.max())
-    return (np.isfinite(lo) and np.isfinite(hi) and np.isfinite(rlo) and np.isfinite(rhi)
-            and max(-rlo, rhi) <= MAX[dtype])
+    return bool(np.isfinite(lo) and np.isfinite(hi))
 
 
 def _compare_plain(reference: np.ndarray, got: np.ndarray, dtype: str, override: Tolerance | None,
@@ -174,55 +169,106 @@ def _compare_plain(reference: np.ndarray, got: np.ndarray, dtype: str, override:
     """:func:`compare_rows` for the plain case (see :func:`_plain`): the same policy, classes
     and maxima, computed a block of rows at a time in buffers allocated once (fresh pages
     cost more than the arithmetic on them)."""
-    p, n = reference.shape
-    scale = max(float(max(-reference.min(), reference.max())), scale_floor)
-    policy = policy_for(dtype, scale, override)
-    rows = max(1, min(p, BLOCK_CELLS // n))
-    err, tmp = np.empty((rows, n)), np.empty((rows, n))
-    mant, expo = np.empty((rows, n)), np.empty((rows, n), dtype=np.int32)
-    failed = np.zeros(p, dtype=bool)
-    max_abs = max_rel = max_ulp = worst_ratio = -1.0
-    worst = (0, 0)
-    smallest = int(np.log2(TINY[dtype]))
-    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        for s in range(0, p, rows):
-            r, g = reference[s:s + rows], got[s:s + rows]
-            k = len(r)
-            e, t = err[:k], tmp[:k]
+    stream = PlainStream(reference, dtype, override, scale_floor)
+    for s in range(0, reference.shape[0], stream.rows):
+        stream.add(s, got[s:s + stream.rows])
+    return stream.result()
+
+
+def plain_reference(reference: np.ndarray, kinds: np.ndarray, dtype: str, override: Tolerance | None,
+                    intervals: np.ndarray | None) -> bool:
+    """The exact side of :func:`_plain`: whether the comparison is plain as long as torch's
+    values are all finite (known before torch computes anything)."""
+    if reference.ndim != 2 or reference.size == 0 or kinds.any():
+        return False
+    if intervals is not None and not np.isnan(intervals).all():
+        return False
+    if override is not None and override.atol <= 0:
+        return False
+    rlo, rhi = float(reference.min()), float(reference.max())
+    return bool(np.isfinite(rlo) and np.isfinite(rhi) and max(-rlo, rhi) <= MAX[dtype])
+
+
+class PlainStream:
+    """:func:`_compare_plain` fed torch's values a block of rows at a time, as they are
+    computed (:meth:`add`), so that a big Jacobian never needs to be held whole. The result
+    is the same, field by field, whatever the blocks.
+
+    :meth:`add` returns False for a block that is not plain (a NaN or ±inf from torch): the
+    caller then compares the whole result the general way (:func:`compare`)."""
+
+    def __init__(self, reference: np.ndarray, dtype: str, override: Tolerance | None, scale_floor: float):
+        self.reference, self.dtype = reference, dtype
+        p, n = reference.shape
+        self.n = n
+        scale = max(float(max(-reference.min(), reference.max())), scale_floor)
+        self.policy = policy_for(dtype, scale, override)
+        self.rows = max(1, min(p, BLOCK_CELLS // n))
+        self.failed = np.zeros(p, dtype=bool)
+        self.max_abs = self.max_rel = self.max_ulp = self.worst_ratio = -1.0
+        self.worst, self.worst_got = (0, 0), float("nan")
+        self.examples: list[tuple[int, int]] = []
+        self._buffers: tuple | None = None
+
+    def _buffers_for(self, k: int) -> tuple:
+        if self._buffers is None or self._buffers[0].shape[0] < k:
+            rows = max(k, self.rows)
+            self._buffers = (np.empty((rows, self.n)), np.empty((rows, self.n)), np.empty((rows, self.n)),
+                             np.empty((rows, self.n), dtype=np.int32))
+        return tuple(b[:k] for b in self._buffers)
+
+    def add(self, s: int, g: np.ndarray) -> bool:
+        """torch's values for rows s, s+1, … (float64, or float32 for float32)."""
+        with np.errstate(invalid="ignore"):
+            if not (np.isfinite(g.min()) and np.isfinite(g.max())):
+                return False
+        policy, dtype, n = self.policy, self.dtype, self.n
+        k = len(g)
+        r = self.reference[s:s + k]
+        e, t, mant, expo = self._buffers_for(k)
+        smallest = int(np.log2(TINY[dtype]))
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             np.subtract(g, r, out=e)
             np.abs(e, out=e)
-            max_abs = max(max_abs, float(e.max()))
+            self.max_abs = max(self.max_abs, float(e.max()))
             np.abs(r, out=t)                                 # |R|
-            np.divide(e, t, out=mant[:k])                    # relative error (0/0 = NaN: ignored)
-            rel = float(np.fmax.reduce(mant[:k], axis=None))
+            np.divide(e, t, out=mant)                        # relative error (0/0 = NaN: ignored)
+            rel = float(np.fmax.reduce(mant, axis=None))
             if np.isnan(rel):  # every entry 0/0
                 rel = 0.0
-            max_rel = max(max_rel, rel)
+            self.max_rel = max(self.max_rel, rel)
             t *= policy.rtol
             t += policy.atol                                 # allowed
             np.divide(e, t, out=t)                           # ratio
             at = int(np.argmax(t))
-            if t.flat[at] > worst_ratio:
-                worst_ratio, worst = float(t.flat[at]), (s + at // n, at % n)
-            failed[s:s + k] = (t > 1).any(axis=1)
-            np.frexp(r, out=(mant[:k], expo[:k]))            # ULPs: the error over the spacing at R
-            expo[:k] -= 1 + MANTISSA[dtype]
-            np.maximum(expo[:k], smallest - MANTISSA[dtype], out=expo[:k])
-            expo[:k][r == 0] = smallest - MANTISSA[dtype]
-            np.negative(expo[:k], out=expo[:k])
-            np.ldexp(e, expo[:k], out=t)
-            max_ulp = max(max_ulp, float(t.max()))
-    cls = np.where(failed, _RANK["fail"], _RANK["pass"]).astype(np.int8)
-    point_class = np.array([CLASSES[c] for c in cls], dtype=object)
-    counts = {c: int((cls == _RANK[c]).sum()) for c in ("pass", "fail") if (cls == _RANK[c]).any()}
-    examples = {}
-    if failed.any():
-        fail_rows = np.flatnonzero(failed)[:5]
-        with np.errstate(over="ignore"):
-            examples["fail"] = [(int(i), int(j)) for i in fail_rows
-                                for j in np.flatnonzero(np.abs(got[i] - reference[i]) /
-                                                        (policy.rtol * np.abs(reference[i]) + policy.atol) > 1)][:5]
-    return Comparison(point_class, counts, policy, p, max_abs, max_rel, max_ulp, worst, worst_ratio, examples)
+            if t.flat[at] > self.worst_ratio:
+                self.worst_ratio, self.worst = float(t.flat[at]), (s + at // n, at % n)
+                self.worst_got = float(g.flat[at])
+            bad = (t > 1).any(axis=1)
+            self.failed[s:s + k] = bad
+            if len(self.examples) < 5 and bad.any():
+                for i in np.flatnonzero(bad):
+                    self.examples.extend((s + int(i), int(j)) for j in np.flatnonzero(t[i] > 1))
+                    if len(self.examples) >= 5:
+                        break
+                self.examples = self.examples[:5]
+            np.frexp(r, out=(mant, expo))                    # ULPs: the error over the spacing at R
+            expo -= 1 + MANTISSA[dtype]
+            np.maximum(expo, smallest - MANTISSA[dtype], out=expo)
+            expo[r == 0] = smallest - MANTISSA[dtype]
+            np.negative(expo, out=expo)
+            np.ldexp(e, expo, out=t)
+            self.max_ulp = max(self.max_ulp, float(t.max()))
+        return True
+
+    def result(self) -> Comparison:
+        failed = self.failed
+        cls = np.where(failed, _RANK["fail"], _RANK["pass"]).astype(np.int8)
+        point_class = np.array([CLASSES[c] for c in cls], dtype=object)
+        counts = {c: int((cls == _RANK[c]).sum()) for c in ("pass", "fail") if (cls == _RANK[c]).any()}
+        examples = {"fail": list(self.examples)} if failed.any() else {}
+        return Comparison(point_class, counts, self.policy, len(failed), self.max_abs, self.max_rel,
+                          self.max_ulp, self.worst, self.worst_ratio, examples, self.worst_got)
 
 
 def compare_rows(reference: np.ndarray, kinds: np.ndarray, got: np.ndarray, dtype: str,

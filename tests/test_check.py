@@ -376,3 +376,56 @@ def test_a_block_of_points_owns_its_inputs():
     assert part.points.count == 10 and part.inputs[0].shape == (10, 8)
     assert part.inputs[0]._base is None
     assert part.inputs[0].untyped_storage().data_ptr() != side.inputs[0].untyped_storage().data_ptr()
+
+
+# --- big derivatives compared block by block as torch computes them ------------------------
+
+def _without_streaming(monkeypatch, case):
+    from diffcheck import check as check_module
+    with monkeypatch.context() as m:
+        m.setattr(check_module, "_streamed", lambda *a, **k: None)
+        return [r.to_dict() for r in results(case)]
+
+
+@pytest.mark.parametrize("name, expr, torch_impl, points", [
+    ("softmax", "softmax(x)", None, None),
+    ("detached", "softmax(x)", "torch.exp(x) / torch.Tensor.detach(torch.sum(torch.exp(x)))", None),
+    # torch's naive softmax is NaN at logits of 1000: the block is declined, the general path classifies it
+    ("naive", "softmax(x)", "torch.exp(x) / torch.sum(torch.exp(x))", [{"x": [1000, -1000, 0]}]),
+])
+def test_streamed_comparison_is_the_whole_one(monkeypatch, name, expr, torch_impl, points):
+    from diffcheck import autograd
+    monkeypatch.setattr(autograd, "CHUNK_CELLS", 20)  # 2 points of a 3-softmax Jacobian a block
+    kw = {"torch": torch_impl} if torch_impl else {}
+    case = make_case(name, expr, {"x": {"shape": [3], "domain": [-5, 5]}}, samples=9, dtypes=["float64", "float32"],
+                     modes=["reverse", "forward"], points=points or [], **kw)
+    calls = []
+    from diffcheck import check as check_module
+    real = check_module._streamed
+    monkeypatch.setattr(check_module, "_streamed", lambda *a, **k: calls.append(1) or real(*a, **k))
+    streamed = [r.to_dict() for r in results(case)]
+    assert calls  # the block-by-block path was taken
+    for r in streamed:
+        r.pop("seconds", None)
+    whole = _without_streaming(monkeypatch, case)
+    for r in whole:
+        r.pop("seconds", None)
+    assert streamed == whole
+    statuses_seen = {r["status"] for r in streamed if r["check"] == "jacobian"}
+    assert statuses_seen == {"softmax": {"pass"}, "detached": {"fail"}, "naive": {"unstable"}}[name]
+
+
+def test_a_streamed_derivative_is_never_held_whole(monkeypatch):
+    from diffcheck import autograd
+    monkeypatch.setattr(autograd, "CHUNK_CELLS", 20)
+    case = make_case("softmax", "softmax(x)", {"x": {"shape": [3]}}, samples=9, dtypes=["float64"], modes=["reverse"])
+    compiled = compile_case(case)
+    from diffcheck.points import draw
+    side = autograd.Torchside(compiled, "float64", draw(case, "float64"))
+    (target,) = compiled.targets(Check("jacobian"))
+    blocks = []
+    assert side.derivative(target, "reverse", consume=lambda s, g: blocks.append((s, g.shape)) or True) is True
+    assert [s for s, _ in blocks] == list(range(0, 9, 2)) and all(shape[1] == 9 for _, shape in blocks)
+    stopped = []
+    assert side.derivative(target, "reverse", consume=lambda s, g: stopped.append(s) or s < 4) is False
+    assert stopped == [0, 2, 4]

@@ -285,3 +285,35 @@ def test_anything_but_pass_or_fail_takes_the_general_path(change):
     else:
         override = Tolerance(0.0, 0.0)
     assert not cmp._plain(ref, kinds, got, "float32", override, intervals)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.sampled_from(["float64", "float32", "float16"]),
+       st.sampled_from([None, Tolerance(1e-3, 1e-5)]), st.integers(1, 40), st.integers(1, 12),
+       st.lists(st.integers(1, 9), min_size=1, max_size=12))
+def test_the_stream_is_the_plain_path_whatever_the_blocks(seed, dtype, override, points, entries, sizes):
+    """torch's values fed a block at a time, in blocks of any sizes, give the comparison of
+    the whole: the worst point, its torch value and the first failing examples too."""
+    rng = np.random.default_rng(seed)
+    ref = rng.standard_normal((points, entries)) * 10.0 ** rng.integers(-30, 4)
+    ref[rng.random(ref.shape) < 0.1] = 0.0
+    got = ref * (1 + rng.standard_normal(ref.shape) * cmp.EPS[dtype] * rng.choice([0.5, 3, 1e3], size=ref.shape))
+    whole = cmp._compare_plain(ref, got, dtype, override, 0.5)
+    stream = cmp.PlainStream(ref, dtype, override, 0.5)
+    start, k = 0, 0
+    while start < points:
+        size = sizes[k % len(sizes)]
+        assert stream.add(start, got[start:start + size])
+        start, k = start + size, k + 1
+    streamed = stream.result()
+    _same(streamed, whole)
+    assert streamed.worst_got == got[streamed.worst]
+
+
+def test_the_stream_declines_a_block_torch_did_not_finish():
+    ref = np.ones((4, 3))
+    got = ref.copy()
+    got[2, 1] = np.nan
+    stream = cmp.PlainStream(ref, "float64", None, 0.0)
+    assert stream.add(0, got[:2]) is True
+    assert stream.add(2, got[2:]) is False
