@@ -21,6 +21,7 @@ from __future__ import annotations
 import gc
 import sys
 import types
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -49,12 +50,36 @@ _NOT_DIFF_MARKERS = ("not implemented", "does not require grad", "does not have 
                      "forward AD with")
 
 
-_DYNAMO_DEFERRED = False
+_REFERENCES: list[tuple[Callable, bool]] | None = None
 
 
-def defer_dynamo_import() -> int:
-    """Let torch's Python references run without importing ``torch._dynamo`` while nothing
-    has imported it; return how many references were changed (once per process).
+def dynamo_references() -> list[tuple[Callable, bool]]:
+    """torch's Python references wrapped by ``torch._compile._disable_dynamo``, as (function,
+    recursive) pairs: found once per process (a walk of the collector's objects, 30 ms), so
+    that a parent finds them before it forks its workers. Empty where torch's internals are
+    not the ones :func:`dynamo_deferred` expects."""
+    global _REFERENCES
+    if _REFERENCES is not None:
+        return _REFERENCES
+    _REFERENCES = []
+    try:
+        from torch import _compile
+        code = _compile._disable_dynamo(lambda: None).__code__
+    except Exception:
+        return _REFERENCES
+    if set(code.co_freevars) != {"fn", "recursive"}:
+        return _REFERENCES
+    for obj in gc.get_objects():
+        if type(obj) is types.FunctionType and obj.__code__ is code and obj.__closure__:
+            cells = dict(zip(code.co_freevars, (c.cell_contents for c in obj.__closure__)))
+            _REFERENCES.append((cells["fn"], cells["recursive"]))
+    return _REFERENCES
+
+
+@contextmanager
+def dynamo_deferred():
+    """While the block runs, torch's Python references run without importing
+    ``torch._dynamo`` as long as nothing else has imported it.
 
     torch wraps its Python references (``torch._refs.mul``, …) in
     ``torch._compile._disable_dynamo``, which imports ``torch._dynamo`` on a reference's
@@ -66,29 +91,21 @@ def defer_dynamo_import() -> int:
     its cached ``disable`` wrapper that calls the reference as it is while ``torch._dynamo``
     is not in ``sys.modules``, and from the first call after it is, builds torch's own
     wrapper and keeps it (what torch would have done). Same ops, same kernels, same results.
-    Where torch's internals differ from the ones this expects (another version), it
-    changes nothing."""
-    global _DYNAMO_DEFERRED
-    if _DYNAMO_DEFERRED or "torch._dynamo" in sys.modules:
-        return 0
-    _DYNAMO_DEFERRED = True
-    try:
-        from torch import _compile
-        code = _compile._disable_dynamo(lambda: None).__code__
-    except Exception:
-        return 0
-    if set(code.co_freevars) != {"fn", "recursive"}:
-        return 0
-    changed = 0
-    for obj in gc.get_objects():
-        if type(obj) is not types.FunctionType or obj.__code__ is not code or not obj.__closure__:
-            continue
-        cells = dict(zip(code.co_freevars, (c.cell_contents for c in obj.__closure__)))
-        fn = cells["fn"]
+    After the block the stand-ins that are left are removed: the process is as it was."""
+    if "torch._dynamo" in sys.modules:
+        yield
+        return
+    changed = []
+    for fn, recursive in dynamo_references():
         if getattr(fn, "__dynamo_disable", None) is None:
-            fn.__dynamo_disable = _without_dynamo(fn, cells["recursive"])
-            changed += 1
-    return changed
+            fn.__dynamo_disable = _without_dynamo(fn, recursive)
+            changed.append(fn)
+    try:
+        yield
+    finally:
+        for fn in changed:
+            if getattr(getattr(fn, "__dynamo_disable", None), "diffcheck_deferred", False):
+                del fn.__dynamo_disable
 
 
 def _without_dynamo(fn: Callable, recursive: bool) -> Callable:
@@ -122,7 +139,6 @@ class Torchside:
     notes: list[str] = field(default_factory=list)
 
     def __post_init__(self):
-        defer_dynamo_import()
         self.tdtype = torch_dtype(self.dtype)
         c = self.compiled
         self.inputs = [torch.as_tensor(self.points.values[v.name], dtype=self.tdtype, device=self.device)

@@ -12,7 +12,7 @@ import numpy as np
 import sympy as sp
 
 from . import compare as cmp
-from .autograd import CannotDifferentiate, TorchRaised, Torchside
+from .autograd import CannotDifferentiate, TorchRaised, Torchside, dynamo_deferred
 from .case import Case
 from .kinks import SidedEvaluator, convention, find_kinks, limit_sides, one_sided
 from .errors import CaseFileError
@@ -139,13 +139,14 @@ def check_dtype(compiled: CompiledCase, dtype: str, options: CheckOptions) -> li
                         for t in compiled.targets(check) for e in t.exprs)  # lazy: read only for kinks
     points = points.with_kinks(find_kinks(compiled, derivative_exprs), dtype)
     ctx = _Context(compiled, dtype, points, Torchside(compiled, dtype, points, options.device), options)
-    results = [_run(ctx, compiled.value_target(), "value", None)]
-    for check in compiled.checks:
-        for target in compiled.targets(check):
-            label = target.label if target.wrt is None else f"intermediates:{target.wrt}"
-            modes = ("backward",) if target.label == "intermediates" else case.modes
-            for mode in modes:
-                results.append(_run(ctx, target, label, mode))
+    with dynamo_deferred():  # forward mode of x * 3 would import torch._dynamo: 1 s for nothing
+        results = [_run(ctx, compiled.value_target(), "value", None)]
+        for check in compiled.checks:
+            for target in compiled.targets(check):
+                label = target.label if target.wrt is None else f"intermediates:{target.wrt}"
+                modes = ("backward",) if target.label == "intermediates" else case.modes
+                for mode in modes:
+                    results.append(_run(ctx, target, label, mode))
     return results
 
 

@@ -202,8 +202,8 @@ def run(paths: Sequence[str], options: RunOptions | None = None,
     report.errors.extend(errors)
     if progress is not None and hasattr(progress, "set_total"):  # a display that can show a bar
         progress.set_total(len(cases))
-    from .autograd import defer_dynamo_import
-    defer_dynamo_import()  # before any worker forks: they inherit it
+    from .autograd import dynamo_references
+    dynamo_references()  # found before any worker forks: they inherit them
     with cache.use(options.cache):
         check_options = options.check_options()
         in_workers = options.jobs > 1 and sum(len(case_parts(c, check_options)) for c in cases) > 1

@@ -1,4 +1,4 @@
-"""Forward mode without importing ``torch._dynamo`` (autograd.defer_dynamo_import).
+"""Forward mode without importing ``torch._dynamo`` (autograd.dynamo_deferred).
 
 Each test runs in a fresh interpreter: whether ``torch._dynamo`` was imported is a fact about
 the whole process.
@@ -17,11 +17,13 @@ CHECK = textwrap.dedent("""
     import json, sys
     import torch
     from torch.func import jacfwd, vmap
-    from diffcheck.autograd import defer_dynamo_import
+    import contextlib
+    from diffcheck.autograd import dynamo_deferred, dynamo_references
 
-    changed = defer_dynamo_import() if sys.argv[1] == "defer" else 0
+    changed = len(dynamo_references()) if sys.argv[1] == "defer" else 0
     x = torch.linspace(-2, 2, 12, dtype=torch.float64).reshape(4, 3)
-    jac = vmap(jacfwd(lambda v: torch.sin(v) * 3 + 2 - v / 7))(x)
+    with dynamo_deferred() if sys.argv[1] == "defer" else contextlib.nullcontext():
+        jac = vmap(jacfwd(lambda v: torch.sin(v) * 3 + 2 - v / 7))(x)
     expected = torch.diag_embed(3 * torch.cos(x) - 1 / 7)
     print(json.dumps({"changed": changed, "dynamo": "torch._dynamo" in sys.modules,
                       "equal": bool(torch.equal(jac, expected)),
@@ -53,27 +55,35 @@ def test_same_numbers_with_and_without():
 
 
 def test_torch_gets_its_own_wrapper_once_dynamo_is_imported():
-    """Once something imports torch._dynamo, a reference's next call builds torch's
-    ``torch._dynamo.disable`` wrapper and keeps it, as torch would have."""
+    """Once something imports torch._dynamo inside the block, a reference's next call builds
+    torch's ``torch._dynamo.disable`` wrapper and keeps it, as torch would have; after the
+    block, no stand-in is left: the process is as it was."""
     script = textwrap.dedent("""
         import json, sys
         import torch
         from torch.func import jacfwd, vmap
-        from diffcheck.autograd import defer_dynamo_import
-        defer_dynamo_import()
-        f = lambda v: v * 3
-        x = torch.ones(2, 3, dtype=torch.float64)
-        vmap(jacfwd(f))(x)
-        import torch._dynamo
+        from diffcheck.autograd import dynamo_deferred, dynamo_references
         import torch._refs
         ref = torch._refs.mul
-        while not hasattr(ref, "__closure__") or ref.__code__.co_name != "inner":
+        while ref.__code__.co_name != "inner":
             ref = ref.__wrapped__
         fn = dict(zip(ref.__code__.co_freevars, (c.cell_contents for c in ref.__closure__)))["fn"]
-        before = getattr(fn.__dynamo_disable, "diffcheck_deferred", False)
-        out = vmap(jacfwd(f))(x)
-        after = getattr(fn.__dynamo_disable, "diffcheck_deferred", False)
-        print(json.dumps({"before": before, "after": after, "ok": bool((out.diagonal(dim1=1, dim2=2) == 3).all())}))
+        f = lambda v: v * 3
+        x = torch.ones(2, 3, dtype=torch.float64)
+        seen = {}
+        with dynamo_deferred():
+            vmap(jacfwd(f))(x)
+            seen["inside"] = getattr(fn.__dynamo_disable, "diffcheck_deferred", False)
+            seen["dynamo_inside"] = "torch._dynamo" in sys.modules
+        seen["left_after"] = hasattr(fn, "__dynamo_disable")
+        with dynamo_deferred():
+            vmap(jacfwd(f))(x)
+            import torch._dynamo
+            out = vmap(jacfwd(f))(x)
+            seen["torch_s_own"] = not getattr(fn.__dynamo_disable, "diffcheck_deferred", False)
+        seen["kept_after"] = hasattr(fn, "__dynamo_disable")
+        seen["ok"] = bool((out.diagonal(dim1=1, dim2=2) == 3).all())
+        print(json.dumps(seen))
     """)
     try:
         got = _run(script)
@@ -81,7 +91,8 @@ def test_torch_gets_its_own_wrapper_once_dynamo_is_imported():
         if "AttributeError" in str(err):
             pytest.skip("torch._refs.mul is not wrapped by torch._compile._disable_dynamo here")
         raise
-    assert got == {"before": True, "after": False, "ok": True}
+    assert got == {"inside": True, "dynamo_inside": False, "left_after": False, "torch_s_own": True,
+                   "kept_after": True, "ok": True}
 
 
 def test_a_run_of_the_suite_kind_of_case_does_not_import_dynamo(tmp_path):
