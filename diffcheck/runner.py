@@ -109,8 +109,8 @@ def run_part(case: Case, part: str, options: RunOptions, formulas: bool = False,
              seconds: float | None = None) -> tuple[CaseReport | None, CaseFileError | None, str | None]:
     """One part of a case (a dtype, or its claims: check.case_parts) under the case's time
     limit, as :func:`run_case` reports a whole case; ``formulas`` adds the case's LaTeX.
-    ``seconds``: the time left of the case's limit, when other parts of it started earlier
-    (the limit is the whole case's). :func:`merge_parts` makes the case's report from its
+    ``seconds``: what the case's other parts have left of its limit (the limit is the whole
+    case's; parallel.run_parallel keeps the count). :func:`merge_parts` makes the case's report from its
     parts'."""
     def work() -> CaseReport:
         compiled = _compiled(case)
