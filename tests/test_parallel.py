@@ -64,38 +64,17 @@ def hungry(x):
     return torch.sigmoid(x) + hoard[0] * 0
 """
 
-HUNG = """\
-name: p.hung
-variables: {x: {}}
-expr: sigmoid(x)
-torch: stuck(x)
-imports: {stuck: "diffcheck_test_helpers:stuck"}
-samples: 2
-timeout: 1
-"""
+def _helper_case(name: str, helper: str, *extra: str) -> str:
+    """A sigmoid case whose torch implementation is one of HELPERS."""
+    return "\n".join([f"name: p.{name}", "variables: {x: {}}", "expr: sigmoid(x)", f"torch: {helper}(x)",
+                      f'imports: {{{helper}: "diffcheck_test_helpers:{helper}"}}', "samples: 2", *extra, ""])
 
+
+HUNG = _helper_case("hung", "stuck", "timeout: 1")
 # three parts (one per dtype), each at least two calls of 0.3 s: each part alone is within
 # the limit, the three together are not
-SLOW = """\
-name: p.slow
-variables: {x: {}}
-expr: sigmoid(x)
-torch: slow(x)
-imports: {slow: "diffcheck_test_helpers:slow"}
-samples: 2
-dtypes: [float64, float32, float16]
-modes: [reverse]
-timeout: 1
-"""
-
-EXPLODING = """\
-name: p.exploding
-variables: {x: {}}
-expr: sigmoid(x)
-torch: hungry(x)
-imports: {hungry: "diffcheck_test_helpers:hungry"}
-samples: 2
-"""
+SLOW = _helper_case("slow", "slow", "dtypes: [float64, float32, float16]", "modes: [reverse]", "timeout: 1")
+EXPLODING = _helper_case("exploding", "hungry")
 
 
 def comparable(report: RunReport) -> dict:

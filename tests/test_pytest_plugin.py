@@ -51,21 +51,16 @@ def slow(x):
     return torch.sigmoid(x)
 """
 SLOW = """\
+defaults:
+  variables: {x: {}}
+  expr: sigmoid(x)
+  torch: slow(x)
+  imports: {slow: "slow_helper:slow"}
+  samples: 2
+  timeout: 0.5
 cases:
   - name: slow.plain
-    variables: {x: {}}
-    expr: sigmoid(x)
-    torch: slow(x)
-    imports: {slow: "slow_helper:slow"}
-    samples: 2
-    timeout: 0.5
   - name: slow.expected
-    variables: {x: {}}
-    expr: sigmoid(x)
-    torch: slow(x)
-    imports: {slow: "slow_helper:slow"}
-    samples: 2
-    timeout: 0.5
     xfail: a failure is expected, not a stop
 """
 
