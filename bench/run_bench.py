@@ -3,9 +3,9 @@
     .venv/bin/python bench/run_bench.py            # everything (a few minutes)
     .venv/bin/python bench/run_bench.py --quick    # n = 64 only, fewer repeats
 
-Every workload runs as its own process (``diffcheck run ... --no-cache`` with an empty
-cache directory: cold; by default in ``-j auto`` workers, one per CPU), timed by wall clock,
-with its peak memory: the larger of the biggest process's resident size (``wait4``) and the
+Every workload runs as its own process (``diffcheck run ...`` with an empty cache
+directory of its own: cold; by default in ``-j auto`` workers, one per CPU), timed by wall
+clock, with its peak memory: the larger of the biggest process's resident size (``wait4``) and the
 sampled PSS of the whole process tree, workers included.
 The baselines run in the same session on the same machine:
 
