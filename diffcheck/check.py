@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 import sympy as sp
@@ -44,6 +45,11 @@ class CheckOptions:
 class _Reference:
     values: np.ndarray
     kinds: np.ndarray
+
+    @cached_property
+    def extremes(self) -> tuple[float, float]:
+        """(min, max) of the values: read by every mode's comparison, computed once."""
+        return float(self.values.min()), float(self.values.max())
 
 
 @dataclass
@@ -222,7 +228,7 @@ def _run(ctx: _Context, target: Target, label: str, mode: str | None) -> Result:
     intervals = _kink_intervals(ctx, target)
     try:
         if (mode is not None and ctx.torchside.in_blocks(target)
-                and cmp.plain_reference(ref.values, ref.kinds, ctx.dtype, override, intervals)):
+                and cmp.plain_reference(ref.values, ref.kinds, ctx.dtype, override, intervals, ref.extremes)):
             streamed = _streamed(ctx, target, mode, ref, override)
             if streamed is not None:
                 return _finish(ctx, target, mode, result, streamed, ref, None, start)
@@ -249,8 +255,8 @@ def _streamed(ctx: _Context, target: Target, mode: str, ref: _Reference, overrid
     """The comparison of a big derivative made block by block as torch computes it, so that
     torch's whole result (131 MB for a 128-softmax Jacobian at 1000 points) is never held;
     None when torch returned a NaN or ±inf, which the general comparison must classify."""
-    stream = cmp.PlainStream(ref.values, ctx.dtype, override,
-                             0.0 if override else _scale_floor(ctx, target))
+    stream = cmp.PlainStream(ref.values, ctx.dtype, override, 0.0 if override else _scale_floor(ctx, target),
+                             ref.extremes)
     done = ctx.torchside.derivative(target, mode, consume=stream.add)
     return stream.result() if done is True else None
 

@@ -176,16 +176,17 @@ def _compare_plain(reference: np.ndarray, got: np.ndarray, dtype: str, override:
 
 
 def plain_reference(reference: np.ndarray, kinds: np.ndarray, dtype: str, override: Tolerance | None,
-                    intervals: np.ndarray | None) -> bool:
+                    intervals: np.ndarray | None, extremes: tuple[float, float] | None = None) -> bool:
     """The exact side of :func:`_plain`: whether the comparison is plain as long as torch's
-    values are all finite (known before torch computes anything)."""
+    values are all finite (known before torch computes anything). ``extremes``: the
+    reference's (min, max), when the caller keeps them (one pass over 131 MB less)."""
     if reference.ndim != 2 or reference.size == 0 or kinds.any():
         return False
     if intervals is not None and not np.isnan(intervals).all():
         return False
     if override is not None and override.atol <= 0:
         return False
-    rlo, rhi = float(reference.min()), float(reference.max())
+    rlo, rhi = extremes or (float(reference.min()), float(reference.max()))
     return bool(np.isfinite(rlo) and np.isfinite(rhi) and max(-rlo, rhi) <= MAX[dtype])
 
 
@@ -197,11 +198,13 @@ class PlainStream:
     :meth:`add` returns False for a block that is not plain (a NaN or ±inf from torch): the
     caller then compares the whole result the general way (:func:`compare`)."""
 
-    def __init__(self, reference: np.ndarray, dtype: str, override: Tolerance | None, scale_floor: float):
+    def __init__(self, reference: np.ndarray, dtype: str, override: Tolerance | None, scale_floor: float,
+                 extremes: tuple[float, float] | None = None):
         self.reference, self.dtype = reference, dtype
         p, n = reference.shape
         self.n = n
-        scale = max(float(max(-reference.min(), reference.max())), scale_floor)
+        lo, hi = extremes or (float(reference.min()), float(reference.max()))
+        scale = max(-lo, hi, scale_floor)
         self.policy = policy_for(dtype, scale, override)
         self.rows = max(1, min(p, BLOCK_CELLS // n))
         self.failed = np.zeros(p, dtype=bool)
