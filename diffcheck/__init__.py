@@ -7,7 +7,7 @@ functions, and the plain result types.
 __version__ = "0.1.0"
 
 from .case import Case, Check, Tolerance, Variable  # noqa: E402
-from .check import CheckOptions, check_case  # noqa: E402
+from .pipeline import CheckOptions, check_case  # noqa: E402
 from .errors import CaseFileError, DiffcheckError  # noqa: E402
 from .results import CaseReport, Result, RunReport  # noqa: E402
 

@@ -20,9 +20,11 @@ import click
 from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from . import __version__, runner
+from . import __version__
+
+from . import runner
 from .case import DTYPES
-from .keyword import KeywordError, compile_keyword
+from .runner.keyword import KeywordError, compile_keyword
 from .report.console import render_console
 from .report.jsonout import write_json
 from .report.markdown import write_markdown

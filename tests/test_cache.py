@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from diffcheck import cache, runner
-from diffcheck.dag import ExprList
+from diffcheck import runner
+from diffcheck.symbolic import cache
+from diffcheck.symbolic.dag import ExprList
 
 SOFTMAX = """\
 name: c.softmax

@@ -15,7 +15,7 @@ from conftest import make_case
 
 from diffcheck import compare as cmp
 from diffcheck.case import Check
-from diffcheck.check import CheckOptions, check_case
+from diffcheck.pipeline import CheckOptions, check_case
 from diffcheck.errors import CaseFileError
 from diffcheck.reference import Evaluator
 from diffcheck.results import FAILING
@@ -357,7 +357,7 @@ def test_samples_all_refuses_a_wide_dtype_given_for_the_run():
 
 @pytest.mark.skipif(not __import__("torch").cuda.is_available(), reason="no CUDA device on this machine")
 def test_cuda_device_path():
-    from diffcheck.check import CheckOptions, check_case as run_case
+    from diffcheck.pipeline import CheckOptions, check_case as run_case
     case = make_case("cuda_sigmoid", "sigmoid(x)", dtypes=["float32"])
     report = run_case(case, CheckOptions(device="cuda"))
     assert {r.status for r in report.results} == {"pass"}
@@ -381,7 +381,7 @@ def test_a_block_of_points_owns_its_inputs():
 # --- big derivatives compared block by block as torch computes them ------------------------
 
 def _without_streaming(monkeypatch, case):
-    from diffcheck import check as check_module
+    from diffcheck import pipeline as check_module
     with monkeypatch.context() as m:
         m.setattr(check_module, "_streamed", lambda *a, **k: None)
         return [r.to_dict() for r in results(case)]
@@ -400,7 +400,7 @@ def test_streamed_comparison_is_the_whole_one(monkeypatch, name, expr, torch_imp
     case = make_case(name, expr, {"x": {"shape": [3], "domain": [-5, 5]}}, samples=9, dtypes=["float64", "float32"],
                      modes=["reverse", "forward"], points=points or [], **kw)
     calls = []
-    from diffcheck import check as check_module
+    from diffcheck import pipeline as check_module
     real = check_module._streamed
     monkeypatch.setattr(check_module, "_streamed", lambda *a, **k: calls.append(1) or real(*a, **k))
     streamed = [r.to_dict() for r in results(case)]

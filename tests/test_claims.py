@@ -9,7 +9,7 @@ from fractions import Fraction
 
 import pytest
 
-from diffcheck.check import check_case
+from diffcheck.pipeline import check_case
 from diffcheck.claims import Exact, check_claims, decimals, exact_number, round_half_even
 from diffcheck.errors import CaseFileError
 from diffcheck.loader import WrittenFloat, load_text

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from diffcheck import check as check_module
+from diffcheck import pipeline as check_module
 from diffcheck.cli import main
 
 VALID = """\

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from diffcheck.keyword import KeywordError, compile_keyword, matches
+from diffcheck.runner.keyword import KeywordError, compile_keyword, matches
 
 
 @pytest.mark.parametrize("expr, name, expected", [

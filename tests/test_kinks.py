@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from conftest import make_case
 
-from diffcheck.check import CheckOptions, check_case
-from diffcheck.kinks import convention, find_kinks, limit_sides
+from diffcheck.pipeline import CheckOptions, check_case
+from diffcheck.diagnostics.kinks import convention, find_kinks, limit_sides
 from diffcheck.symbolic import compile_case
 
 ALL_DTYPES = ["float64", "float32", "float16", "bfloat16"]

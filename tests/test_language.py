@@ -26,7 +26,7 @@ from hypothesis import strategies as st
 from diffcheck.errors import CaseFileError, ExpressionError
 from diffcheck.language import (DTYPE_KEY, MAX_LENGTH, BinOp, Call, Compare, Index, Name, Neg, Num, _children,
                                 names_used, parse, to_math, to_torch)
-from diffcheck.library import LIBRARY, arr
+from diffcheck.language.library import LIBRARY, arr
 
 X = sp.Symbol("x", real=True)
 V = np.array([sp.Symbol(f"v_{i}", real=True) for i in range(3)], dtype=object)

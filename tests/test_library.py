@@ -15,10 +15,10 @@ import pytest
 import sympy as sp
 from conftest import make_case
 
-from diffcheck.check import check_case
+from diffcheck.pipeline import check_case
 from diffcheck.errors import ExpressionError
 from diffcheck.language import parse
-from diffcheck.library import CONSTANTS, LIBRARY, arr
+from diffcheck.language.library import CONSTANTS, LIBRARY, arr
 
 SCALAR = {"x": {}}
 POSITIVE = {"x": {"domain": [0.01, 10]}}

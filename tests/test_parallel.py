@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from diffcheck import parallel, runner
+from diffcheck import runner
+from diffcheck.runner import parallel
 from diffcheck.results import RunReport
 
 CASES = """\

@@ -308,7 +308,7 @@ def test_json_writes_non_finite_floats_as_strings():
 
 
 def test_formulas_too_big_to_read_are_not_printed_as_latex():
-    from diffcheck.check import MAX_LATEX_NODES, derivative_latex, latex_of
+    from diffcheck.pipeline import MAX_LATEX_NODES, derivative_latex, latex_of
     from diffcheck.loader import load_text
     from diffcheck.symbolic import compile_case
 

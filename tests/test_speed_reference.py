@@ -1,10 +1,10 @@
 """The fast reference keeps the exact one's guarantee.
 
-The fast path (:mod:`diffcheck.fastref`: vectorized extended precision with error bounds, a
+The fast path (:mod:`diffcheck.reference.fast`: vectorized extended precision with error bounds, a
 log-domain pass, mpmath for the rest) is held to the exact mpmath evaluation: within one
 float64 ulp, the same kinds (finite, ±inf, undefined), at random points and at the hard
 ones — logits of ±1000, σ′(−800), tanh′ where 1 − tanh² cancels completely, every extreme
-float16 input. The derivatives themselves (:mod:`diffcheck.derive`) are SymPy's, whether
+float16 input. The derivatives themselves (:mod:`diffcheck.symbolic.derive`) are SymPy's, whether
 SymEngine computes them or SymPy does.
 """
 
@@ -19,10 +19,10 @@ import sympy as sp
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from diffcheck import derive
+from diffcheck.symbolic import derive
 from diffcheck.compare import FINITE, NEG_INF, POS_INF, UNDEFINED
-from diffcheck.dag import ExprList, from_sympy
-from diffcheck.fastref import _as_mp, classify
+from diffcheck.symbolic.dag import ExprList, from_sympy
+from diffcheck.reference.fast import _as_mp, classify
 from diffcheck.reference import MODULES, Evaluator, MpmathEvaluator
 
 x, y, z = sp.symbols("x y z", real=True)

@@ -16,10 +16,10 @@ from conftest import make_case
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from diffcheck.check import check_case
+from diffcheck.pipeline import check_case
 from diffcheck.errors import CaseFileError, ExpressionError
 from diffcheck.language import DTYPE_KEY
-from diffcheck.torchexpr import compile_torch, resolve_import
+from diffcheck.language.torch_key import compile_torch, resolve_import
 
 NAMES = {"x", "a", "b"}
 

@@ -40,8 +40,8 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from typing import Callable, Sequence
 
-from .case import Case
-from .results import ERROR, CaseReport, Result
+from ..case import Case
+from ..results import ERROR, CaseReport, Result
 
 GRACE = 2.0                      # seconds past a case's timeout before its worker is killed
 DEFAULT_MEMORY = 4 << 30
@@ -108,8 +108,8 @@ def _worker(conn: Connection, units: Sequence[Unit], options, cache_on: bool, ca
             memory: int | None) -> None:
     """A worker's life: receive unit indices, send back (index, outcome)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles ^C
-    from . import cache
-    from .runner import run_part
+    from ..symbolic import cache
+    from . import run_part
     try:
         import torch
         torch.set_num_threads(1)
@@ -158,7 +158,7 @@ def run_parallel(units: Sequence[Unit], options, jobs: int,
     ``on_outcome(i, outcome)`` is called as each unit finishes; when it returns False, units
     from ``stop_at(i)`` on (default: after unit i) in input order are no longer started (those
     before still run, as -x does in-process)."""
-    from . import cache
+    from ..symbolic import cache
     active = cache.active()
     cache_on, cache_dir = active is not None, str(active.directory) if active else None
     memory = case_memory()

@@ -17,7 +17,7 @@ import sympy as sp
 import torch
 import torch.nn.functional as F
 
-from .errors import ExpressionError
+from ..errors import ExpressionError
 
 Arr = np.ndarray  # numpy object array of SymPy expressions (0-d for a scalar)
 

@@ -26,8 +26,8 @@ import mpmath
 import numpy as np
 import sympy as sp
 
-from .reference import _MODULES, _as_mp
-from .symbolic import CompiledCase
+from ..reference import _MODULES, _as_mp
+from ..symbolic import CompiledCase
 
 STEP = mpmath.mpf("1e-60")   # distance from the kink for the one-sided limits
 STEP2 = STEP ** 2            # a second, much closer look: a pole grows between the two

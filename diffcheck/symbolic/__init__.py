@@ -16,12 +16,12 @@ import numpy as np
 import sympy as sp
 
 from . import derive
-from .case import Case, Check
+from ..case import Case, Check
 from .dag import ExprList
-from .errors import CaseFileError, ExpressionError
-from .language import DTYPE_KEY, Node, parse, to_math, to_torch
-from .library import Arr, arr
-from .torchexpr import compile_torch
+from ..errors import CaseFileError, ExpressionError
+from ..language import DTYPE_KEY, Node, parse, to_math, to_torch
+from ..language.library import Arr, arr
+from ..language.torch_key import compile_torch
 
 
 @dataclass

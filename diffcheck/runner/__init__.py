@@ -18,13 +18,15 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
-from . import __version__, cache
-from .case import Case
-from .check import CheckOptions, case_parts, check_case, check_part, finish_case, prepare
-from .errors import CaseFileError, CaseTimeout
+from .. import __version__
+
+from ..symbolic import cache
+from ..case import Case
+from ..pipeline import CheckOptions, case_parts, check_case, check_part, finish_case, prepare
+from ..errors import CaseFileError, CaseTimeout
 from .keyword import matches
-from .loader import load_paths
-from .results import ERROR, CaseReport, Result, RunReport
+from ..loader import load_paths
+from ..results import ERROR, CaseReport, Result, RunReport
 
 
 @dataclass
@@ -202,7 +204,7 @@ def run(paths: Sequence[str], options: RunOptions | None = None,
     report.errors.extend(errors)
     if progress is not None and hasattr(progress, "set_total"):  # a display that can show a bar
         progress.set_total(len(cases))
-    from .autograd import dynamo_references
+    from ..autograd import dynamo_references
     dynamo_references()  # found before any worker forks: they inherit them
     with cache.use(options.cache):
         check_options = options.check_options()

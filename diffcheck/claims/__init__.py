@@ -37,14 +37,14 @@ import sympy as sp
 from sympy.printing.pycode import PythonCodePrinter
 import torch
 
-from .autograd import CannotDifferentiate, classify_error
-from .case import Case, Check
-from .errors import CaseFileError, ExpressionError
-from .language import parse, to_math
-from .points import torch_dtype
-from .reference import MODULES
-from .results import ERROR, FAIL, PASS, Result
-from .symbolic import CompiledCase, _placed
+from ..autograd import CannotDifferentiate, classify_error
+from ..case import Case, Check
+from ..errors import CaseFileError, ExpressionError
+from ..language import parse, to_math
+from ..points import torch_dtype
+from ..reference import MODULES
+from ..results import ERROR, FAIL, PASS, Result
+from ..symbolic import CompiledCase, _placed
 
 KINDS = ("derivative", "gradient", "jacobian", "values", "differentiable", "descent")
 VALUE_KINDS = ("value", "derivative", "gradient", "jacobian", "intermediates")

@@ -35,7 +35,8 @@ from typing import Callable, Iterator
 
 FORMAT = b"diffcheck-derivations 1\n"
 #: modules whose source decides what a case's derivatives are
-_SOURCES = ("library.py", "language.py", "symbolic.py", "derive.py", "dag.py")
+_SOURCES = ("language/library.py", "language/__init__.py", "symbolic/__init__.py", "symbolic/derive.py",
+            "symbolic/dag.py")
 
 
 @dataclass
@@ -121,13 +122,13 @@ def _environment_key() -> str:
     if _environment is None:
         import sympy
 
-        from . import __version__
+        from .. import __version__
         try:
             import symengine
             se_version = symengine.__version__
         except ImportError:
             se_version = None
-        here = Path(__file__).parent
+        here = Path(__file__).parents[1]
         source = hashlib.sha256()
         for name in _SOURCES:
             source.update((here / name).read_bytes())
@@ -160,7 +161,7 @@ def derivations(compiled, check, compute: Callable[[], list]) -> list:
     if cache is None:
         return compute()
     from .dag import ExprList, from_sympy
-    from .symbolic import Target
+    from . import Target
 
     key = key_of(compiled, check)
     symbols = compiled.symbols

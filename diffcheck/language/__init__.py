@@ -22,7 +22,7 @@ import numpy as np
 import sympy as sp
 import torch
 
-from .errors import ExpressionError
+from ..errors import ExpressionError
 from .library import CONSTANTS, LIBRARY, MAX_EXACT_DIGITS, Arr, arr
 
 MAX_LENGTH = 20_000      # characters in one expression

@@ -18,8 +18,8 @@ from typing import Any, Callable, Mapping
 import torch
 import torch.nn.functional as F
 
-from .errors import ExpressionError
-from .language import MAX_DEPTH, _suggest, parse_python
+from ..errors import ExpressionError
+from . import MAX_DEPTH, _suggest, parse_python
 
 ALLOWED_MODULES = {
     "torch": torch, "torch.nn": torch.nn, "torch.nn.functional": F, "torch.special": torch.special,
@@ -95,14 +95,14 @@ class _TorchCompiler:
             inner = self.build(node.operand, depth + 1)
             return (lambda env: -inner(env)) if isinstance(node.op, ast.USub) else inner
         if isinstance(node, ast.BinOp):
-            from .language import _BINOPS, _TORCH_BINOPS
+            from . import _BINOPS, _TORCH_BINOPS
             if type(node.op) not in _BINOPS:
                 raise ExpressionError("this operator is not allowed", pos)
             op = _TORCH_BINOPS[_BINOPS[type(node.op)]]
             left, right = self.build(node.left, depth + 1), self.build(node.right, depth + 1)
             return lambda env: op(left(env), right(env))
         if isinstance(node, ast.Compare) and len(node.ops) == 1:
-            from .language import _CMPOPS, _TORCH_CMPOPS
+            from . import _CMPOPS, _TORCH_CMPOPS
             if type(node.ops[0]) not in _CMPOPS:
                 raise ExpressionError("only < <= > >= comparisons are allowed", pos)
             op = _TORCH_CMPOPS[_CMPOPS[type(node.ops[0])]]

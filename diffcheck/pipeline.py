@@ -15,11 +15,11 @@ import sympy as sp
 from . import compare as cmp
 from .autograd import CannotDifferentiate, TorchRaised, Torchside, dynamo_deferred
 from .case import Case
-from .kinks import SidedEvaluator, convention, find_kinks, limit_sides, one_sided
+from .diagnostics.kinks import SidedEvaluator, convention, find_kinks, limit_sides, one_sided
 from .errors import CaseFileError
 from .points import SIXTEEN_BIT, PointSet, draw, validate_points
-from .regions import describe_region
-from .search import hunt
+from .diagnostics.regions import describe_region
+from .diagnostics.search import hunt
 from .reference import Evaluator
 from .results import (ERROR, FAILING, NOT_DIFFERENTIABLE, PASS, XFAIL, XPASS, CaseReport, Result,
                       WorstPoint)

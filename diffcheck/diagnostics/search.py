@@ -20,8 +20,8 @@ from typing import Callable
 
 import numpy as np
 
-from .case import Case
-from .points import round_to
+from ..case import Case
+from ..points import round_to
 
 SWEEP = 2048
 MAX_EXAMPLES = 400

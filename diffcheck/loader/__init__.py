@@ -31,7 +31,7 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 from pydantic import ValidationError
 from pydantic_core import PydanticCustomError
 
-from .case import (
+from ..case import (
     CHECK_KINDS,
     DEFAULT_DOMAIN,
     DEFAULT_DTYPES,
@@ -45,7 +45,7 @@ from .case import (
     Tolerance,
     Variable,
 )
-from .errors import CaseFileError, Location
+from ..errors import CaseFileError, Location
 
 __all__ = ["discover", "load_file", "load_paths", "load_text", "WrittenFloat", "MAX_BYTES", "MAX_DEPTH"]
 

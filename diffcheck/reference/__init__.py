@@ -27,9 +27,9 @@ import mpmath
 import numpy as np
 import sympy as sp
 
-from .compare import FINITE
-from .dag import ExprList, Program, from_sympy
-from .fastref import (MAX_DPS, WORK_DPS, Stats, _agree, _as_mp, _dirac, _heaviside, classify, magnitude,
+from ..compare import FINITE
+from ..symbolic.dag import ExprList, Program, from_sympy
+from .fast import (MAX_DPS, WORK_DPS, Stats, _agree, _as_mp, _dirac, _heaviside, classify, magnitude,
                       plan, reference)
 
 

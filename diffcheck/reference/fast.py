@@ -40,8 +40,8 @@ from typing import Any, Sequence
 import mpmath
 import numpy as np
 
-from .compare import FINITE, NEG_INF, POS_INF, UNDEFINED
-from .dag import Program
+from ..compare import FINITE, NEG_INF, POS_INF, UNDEFINED
+from ..symbolic.dag import Program
 
 LD = np.longdouble
 U = float(np.finfo(LD).eps) / 2          # unit roundoff of the extended precision
@@ -1014,7 +1014,7 @@ class MpmathGraph:
     def _foreign_value(self, i: int, row: list):
         import sympy as sp
 
-        from .reference import MODULES
+        from . import MODULES
         expr, cols = self.program.data[i]
         if i not in self._foreign:
             self._foreign[i] = sp.lambdify([self.symbols[c] for c in cols], expr, modules=MODULES)

@@ -13,7 +13,7 @@ from typing import Callable
 
 import numpy as np
 
-from .points import round_to
+from ..points import round_to
 
 Probe = Callable[[dict[str, np.ndarray]], np.ndarray]  # one point -> torch's values (n,)
 MAX_STEPS = 80

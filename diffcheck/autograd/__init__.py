@@ -29,8 +29,8 @@ import numpy as np
 import torch
 from torch.func import jacfwd, vmap
 
-from .points import PointSet, torch_dtype
-from .symbolic import CompiledCase, Target
+from ..points import PointSet, torch_dtype
+from ..symbolic import CompiledCase, Target
 
 
 #: derivative entries × points computed at once (see Torchside.derivative)
