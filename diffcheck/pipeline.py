@@ -6,7 +6,7 @@ compile → for each dtype: draw points → exact reference → torch → compar
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 
 import numpy as np
@@ -21,8 +21,8 @@ from .points import SIXTEEN_BIT, PointSet, draw, validate_points
 from .diagnostics.regions import describe_region
 from .diagnostics.search import hunt
 from .reference import Evaluator
-from .results import (ERROR, FAILING, NOT_DIFFERENTIABLE, PASS, XFAIL, XPASS, CaseReport, Result,
-                      WorstPoint)
+from .results import (ERROR, FAIL, FAILING, NOT_DIFFERENTIABLE, SKIPPED, XFAIL, XPASS, CaseReport, Details,
+                      KinkFinding, Result, SearchHit, SingularPoint, WorstPoint)
 from .claims import check_claims
 from .symbolic import CompiledCase, Target, compile_case
 
@@ -128,9 +128,9 @@ def check_part(case: Case, part: str | None, options: CheckOptions,
 
 
 def finish_case(case: Case, report: CaseReport) -> CaseReport:
-    """What needs all of a case's results: expected refusals, then xfail."""
-    expect_not_differentiable(case, report.results)
-    apply_xfail(case, report.results)
+    """What needs all of a case's results: expected refusals, then xfail (each result is
+    replaced by a new one; none is changed in place)."""
+    report.results = apply_xfail(case, expect_not_differentiable(case, report.results))
     return report
 
 
@@ -219,10 +219,13 @@ def _rounded(values: np.ndarray, dtype: str) -> np.ndarray:
 def _run(ctx: _Context, target: Target, label: str, mode: str | None) -> Result:
     case = ctx.compiled.case
     start = time.perf_counter()
-    result = Result(case=case.name, file=case.file, check=label, mode=mode, dtype=ctx.dtype, status=PASS)
+
+    def stopped(status, message: str) -> Result:
+        return Result(case=case.name, file=case.file, check=label, mode=mode, dtype=ctx.dtype, status=status,
+                      message=message, seconds=time.perf_counter() - start)
+
     if ctx.points.count == 0:
-        result.status, result.message = "skipped", "no points to check (samples: 0 and no points)"
-        return result
+        return stopped(SKIPPED, "no points to check (samples: 0 and no points)")
     ref = _reference(ctx, target)  # first: its temporaries are gone before torch's result arrives
     override = case.tolerance.get(ctx.dtype, case.tolerance.get("*"))
     intervals = _kink_intervals(ctx, target)
@@ -231,24 +234,17 @@ def _run(ctx: _Context, target: Target, label: str, mode: str | None) -> Result:
                 and cmp.plain_reference(ref.values, ref.kinds, ctx.dtype, override, intervals, ref.extremes)):
             streamed = _streamed(ctx, target, mode, ref, override)
             if streamed is not None:
-                return _finish(ctx, target, mode, result, streamed, ref, None, start)
+                return _finish(ctx, target, label, mode, streamed, ref, None, start, Details())
         got = ctx.torchside.value(target) if mode is None else ctx.torchside.derivative(target, mode)
     except CannotDifferentiate as err:
-        result.status, result.message = NOT_DIFFERENTIABLE, f"torch cannot differentiate this: {err}"
-        result.seconds = time.perf_counter() - start
-        return result
+        return stopped(NOT_DIFFERENTIABLE, f"torch cannot differentiate this: {err}")
     except TorchRaised as err:
-        result.status, result.message = ERROR, f"torch raised: {err}"
-        result.seconds = time.perf_counter() - start
-        return result
+        return stopped(ERROR, f"torch raised: {err}")
     comparison = cmp.compare(ref.values, ref.kinds, got, ctx.dtype, override, intervals,
                              scale_floor=0.0 if override else _scale_floor(ctx, target))
-    if intervals is not None:
-        result.details["kinks"] = _kink_details(ctx, target, intervals, got, comparison)
-    singular = _singular_details(ctx, target, ref, got)
-    if singular:
-        result.details["singular"] = singular
-    return _finish(ctx, target, mode, result, comparison, ref, got, start)
+    details = Details(kinks=_kink_details(ctx, target, intervals, got, comparison) if intervals is not None else (),
+                      singular=_singular_details(ctx, target, ref, got))
+    return _finish(ctx, target, label, mode, comparison, ref, got, start, details)
 
 
 def _streamed(ctx: _Context, target: Target, mode: str, ref: _Reference, override) -> cmp.Comparison | None:
@@ -261,33 +257,37 @@ def _streamed(ctx: _Context, target: Target, mode: str, ref: _Reference, overrid
     return stream.result() if done is True else None
 
 
-def _finish(ctx: _Context, target: Target, mode: str | None, result: Result, comparison: cmp.Comparison,
-            ref: _Reference, got: np.ndarray | None, start: float) -> Result:
-    """The result from its comparison. ``got`` is torch's whole result, None when it was
-    compared block by block (only pass and fail were possible then)."""
+def _finish(ctx: _Context, target: Target, label: str, mode: str | None, comparison: cmp.Comparison,
+            ref: _Reference, got: np.ndarray | None, start: float, details: Details) -> Result:
+    """The result, built once from its comparison. ``got`` is torch's whole result, None when
+    it was compared block by block (only pass and fail were possible then)."""
+    case = ctx.compiled.case
     if comparison.counts.get("unstable"):
         region = _unstable_region(ctx, target, mode, comparison)
         if region:
-            result.details["regions"] = [region]
-    result.status = cmp.status_of(comparison.counts)
-    result.points = comparison.compared
-    result.max_abs_error, result.max_rel_error, result.max_ulp_error = (
-        comparison.max_abs, comparison.max_rel, comparison.max_ulp)
-    result.counts = comparison.counts
-    result.tolerance = comparison.policy.describe()
+            details = replace(details, regions=(region,))
+    status = cmp.status_of(comparison.counts)
+    worst = None
     if comparison.worst is not None:
         i, j = comparison.worst
         g = float(got[i, j]) if got is not None else comparison.worst_got
-        result.worst_point = _worst(ctx, target, ref, g, i, j)
-    result.message = _message(result, comparison, ctx.points.count)
+        worst = _worst(ctx, target, ref, g, i, j)
+    message = _message(comparison, ctx.points.count)
     if ctx.options.search:
-        _search(ctx, target, mode, comparison, result)
+        hit = _search(ctx, target, mode, comparison)
+        details = replace(details, search=hit)
+        if hit.point is not None:
+            status = status if status in FAILING else FAIL
+            message = (f"{message}; --search found a failing point ({hit.stage}): "
+                       f"pin it with `{hit.points_line}`")
     if ctx.torchside.notes:
-        result.details["notes"] = list(ctx.torchside.notes)
+        details = replace(details, notes=tuple(ctx.torchside.notes))
         ctx.torchside.notes.clear()
-    result.details["tolerance_ratio"] = comparison.worst_ratio
-    result.seconds = time.perf_counter() - start
-    return result
+    return Result(case=case.name, file=case.file, check=label, mode=mode, dtype=ctx.dtype, status=status,
+                  points=comparison.compared, max_abs_error=comparison.max_abs, max_rel_error=comparison.max_rel,
+                  max_ulp_error=comparison.max_ulp, worst_point=worst, message=message, counts=comparison.counts,
+                  tolerance=comparison.policy.describe(), details=details, ratio=comparison.worst_ratio,
+                  seconds=time.perf_counter() - start)
 
 
 def _torch_at(ctx: _Context, target: Target, mode: str | None, values: dict[str, np.ndarray]) -> np.ndarray:
@@ -318,7 +318,7 @@ def _unstable_region(ctx: _Context, target: Target, mode: str | None, comparison
     return describe_region(probe, name, s, u, case.variables[0].domain, ctx.dtype)
 
 
-def _search(ctx: _Context, target: Target, mode: str | None, comparison: cmp.Comparison, result: Result) -> None:
+def _search(ctx: _Context, target: Target, mode: str | None, comparison: cmp.Comparison) -> SearchHit:
     """--search: hunt for a failing point with the policy this result was judged by."""
     c, policy = ctx.compiled, comparison.policy
     evaluator = Evaluator(target.exprs, c.symbols)
@@ -338,13 +338,8 @@ def _search(ctx: _Context, target: Target, mode: str | None, comparison: cmp.Com
 
     found = hunt(c.case, ctx.dtype, failing, ctx.options.seed if ctx.options.seed is not None else c.case.seed)
     if found is None:
-        result.details["search"] = {"found": None}
-        return
-    result.details["search"] = found.to_dict()
-    if result.status not in FAILING:
-        result.status = "fail"
-    result.message = (f"{result.message}; --search found a failing point ({found.stage}): "
-                      f"pin it with `{found.yaml}`")
+        return SearchHit()
+    return SearchHit(point=found.point, points_line=found.yaml, stage=found.stage)
 
 
 def _matrix_row(ctx: _Context, i: int) -> np.ndarray:
@@ -366,23 +361,23 @@ def _kink_intervals(ctx: _Context, target: Target) -> np.ndarray | None:
 
 
 def _kink_details(ctx: _Context, target: Target, intervals: np.ndarray, got: np.ndarray,
-                  comparison: cmp.Comparison) -> list[dict]:
+                  comparison: cmp.Comparison) -> tuple[KinkFinding, ...]:
     case = ctx.compiled.case
     out = []
     for i, j in np.argwhere(~np.isnan(intervals[..., 0])):
         left, right, g = float(intervals[i, j, 0]), float(intervals[i, j, 1]), float(got[i, j])
         allowed = comparison.policy.rtol * max(abs(left), abs(right)) + comparison.policy.atol
-        out.append({"function": case.torch or case.expr, "check": target.label,
-                    "point": ctx.points.point(int(i)), "entry": target.entry(int(j)),
-                    "left": left, "right": right, "torch": g,
-                    "convention": convention(left, right, g, allowed) or "outside the subdifferential"})
-    return out
+        out.append(KinkFinding(function=case.torch or case.expr, check=target.label,
+                               point=ctx.points.point(int(i)), entry=target.entry(int(j)),
+                               left=left, right=right, torch=g,
+                               convention=convention(left, right, g, allowed) or KinkFinding.OUTSIDE))
+    return tuple(out)
 
 
 MAX_SINGULAR_ROWS = 10
 
 
-def _singular_details(ctx: _Context, target: Target, ref: _Reference, got: np.ndarray) -> list[dict]:
+def _singular_details(ctx: _Context, target: Target, ref: _Reference, got: np.ndarray) -> tuple[SingularPoint, ...]:
     """At points where the exact value is infinite or undefined: what torch returned, and
     whether that is the limit (the infinity both sides agree on)."""
     rows = np.flatnonzero((ref.kinds != cmp.FINITE).any(axis=1))[:MAX_SINGULAR_ROWS]
@@ -399,10 +394,10 @@ def _singular_details(ctx: _Context, target: Target, ref: _Reference, got: np.nd
             limit = limit_sides(float(left[j]), float(right[j]))
             g = float(got[i, j])
             matches = limit is not None and np.isinf(g) and (g > 0) == (limit == "+inf")
-            out.append({"point": ctx.points.point(int(i)), "entry": target.entry(int(j)), "exact": kind,
-                        "left": float(left[j]), "right": float(right[j]), "limit": limit or "none",
-                        "torch": g, "matches_limit": bool(matches)})
-    return out
+            out.append(SingularPoint(point=ctx.points.point(int(i)), entry=target.entry(int(j)), exact=kind,
+                                     left=float(left[j]), right=float(right[j]), limit=limit or "none",
+                                     torch=g, matches_limit=bool(matches)))
+    return tuple(out)
 
 
 def _worst(ctx: _Context, target: Target, ref: _Reference, g: float, i: int, j: int) -> WorstPoint:
@@ -419,7 +414,7 @@ def _worst(ctx: _Context, target: Target, ref: _Reference, g: float, i: int, j: 
                       abs_error=a, rel_error=rel, ulp_error=u, formula=formula)
 
 
-def _message(result: Result, comparison: cmp.Comparison, total: int) -> str:
+def _message(comparison: cmp.Comparison, total: int) -> str:
     parts = []
     c = comparison.counts
     if c.get("fail"):
@@ -439,32 +434,24 @@ def _message(result: Result, comparison: cmp.Comparison, total: int) -> str:
     return "; ".join(parts) if parts else f"all {total} points within tolerance"
 
 
-def expect_not_differentiable(case: Case, results: list[Result]) -> None:
+def expect_not_differentiable(case: Case, results: list[Result]) -> list[Result]:
     """A case that claims ``differentiable: false`` expects torch to refuse: its refusals are
     the expected outcome (the claim itself is checked as ``expect.differentiable``)."""
     if not case.expect or case.expect.get("differentiable", True) is not False:
-        return
-    for r in results:
-        if r.status == NOT_DIFFERENTIABLE:
-            r.details["original_status"] = r.status
-            r.status = XFAIL
-            r.message = f"as the case claims (differentiable: false): {r.message}"
+        return list(results)
+    return [r.with_outcome(XFAIL, f"as the case claims (differentiable: false): {r.message}")
+            if r.status == NOT_DIFFERENTIABLE else r for r in results]
 
 
-def apply_xfail(case: Case, results: list[Result]) -> None:
+def apply_xfail(case: Case, results: list[Result]) -> list[Result]:
     """An ``xfail`` case passes the run when it fails, and is an unexpected pass otherwise."""
     if not case.xfail:
-        return
-    failing = [r for r in results if r.status in FAILING]
-    if failing:
-        for r in failing:
-            r.details["original_status"] = r.status
-            r.status = XFAIL
-            r.message = f"expected failure ({case.xfail}): {r.message}"
-    else:
-        for r in results:
-            r.status = XPASS
-            r.message = f"unexpected pass: the case is marked xfail ({case.xfail})"
+        return list(results)
+    if any(r.status in FAILING for r in results):
+        return [r.with_outcome(XFAIL, f"expected failure ({case.xfail}): {r.message}")
+                if r.status in FAILING else r for r in results]
+    return [replace(r, status=XPASS, message=f"unexpected pass: the case is marked xfail ({case.xfail})")
+            for r in results]
 
 
 # --- LaTeX for reports ------------------------------------------------------------------

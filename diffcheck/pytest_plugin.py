@@ -15,7 +15,7 @@ import io
 import pytest
 
 from .errors import CaseFileError
-from .results import ERROR, FAILING, RunReport
+from .results import RunReport
 
 
 def pytest_addoption(parser):
@@ -65,11 +65,11 @@ class CaseItem(pytest.Item):
             raise error
         if internal is not None:
             raise CaseStopped(f"internal error of diffcheck: {internal}")
-        if any(r.check == "case" and r.status == ERROR for r in report.results):
+        if any(r.stopped for r in report.results):
             raise CaseStopped(self._render(report))
         if self.case.xfail:
             # let pytest's own xfail judge: raise when the case failed as expected
-            if any(r.details.get("original_status") in FAILING for r in report.results):
+            if any(r.failed_as_expected for r in report.results):
                 raise CaseFailed(self._render(report))
             return
         if any(r.failed for r in report.results):

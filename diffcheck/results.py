@@ -1,34 +1,82 @@
-"""Plain result types that flow from the checker to the console, JSON, markdown and pytest.
+"""The typed result model that flows from the checker to every writer (console, JSON,
+Markdown, JUnit, GitHub annotations, baselines) and to pytest.
 
-Writers take these and know nothing about SymPy or torch. The exit code of a run is
-computed in exactly one place: :meth:`RunReport.exit_code`.
+Writers take these types and know nothing about SymPy or torch. A :class:`Result` is a
+frozen value: the checker builds it once, from a comparison (or a claim's verdict), and the
+outcome policy (``xfail``, ``differentiable: false``) makes a *new* result with
+:meth:`Result.with_outcome`; nothing mutates one afterwards. Every fact a writer reads is a
+typed field: statuses and point classes are :class:`enum.StrEnum`\\ s (so the JSON bytes are
+the plain strings), and the facts beyond the numbers are frozen dataclasses in
+:class:`Details`. :meth:`Result.to_dict` is the JSON contract; :meth:`Result.from_dict`
+reads it back (``diffcheck compare`` and ``diffcheck merge`` do).
+
+The exit code of a run is computed in exactly one place: :meth:`RunReport.exit_code`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, Iterable, Mapping
 
 from .errors import CaseFileError
 
-# Result statuses. A point that is not a plain pass is also counted by its outcome class in
-# ``Result.counts`` (see diffcheck.compare for what each means).
-PASS, FAIL, XFAIL, XPASS, ERROR = "pass", "fail", "xfail", "xpass", "error"
-KINK = "kink"                        # passed, torch's value is a valid one-sided choice at a kink
-SINGULAR = "singular"                # passed where defined; the exact derivative is infinite/undefined at some points
-UNSTABLE = "unstable"                # exact value finite, torch NaN/inf or far off: a failure
-NOT_DIFFERENTIABLE = "not_differentiable"  # torch cannot differentiate it at all
-SKIPPED = "skipped"                  # nothing to compare (e.g. no let steps for intermediates)
+
+class Status(StrEnum):
+    """The verdict of one result. A point that is not a plain pass is also counted by its
+    :class:`PointClass` in ``Result.counts`` (see :mod:`diffcheck.compare`)."""
+
+    PASS = "pass"
+    FAIL = "fail"
+    XFAIL = "xfail"                  # failed, and the case says it is expected to
+    XPASS = "xpass"                  # passed, but the case says it is expected to fail
+    ERROR = "error"                  # torch raised, a limit stopped the case, a claim undecided
+    KINK = "kink"                    # passed; torch's value is a valid one-sided choice at a kink
+    SINGULAR = "singular"            # passed where defined; the exact value is infinite/undefined somewhere
+    UNSTABLE = "unstable"            # exact value finite, torch NaN/inf or far off: a failure
+    NOT_DIFFERENTIABLE = "not_differentiable"  # torch cannot differentiate it at all
+    SKIPPED = "skipped"              # nothing to compare (e.g. no points)
+
+    @property
+    def failing(self) -> bool:
+        return self in FAILING
+
+
+class PointClass(StrEnum):
+    """The outcome of one point, from best to worst (a point takes the worst class of its
+    entries); :mod:`diffcheck.compare` decides them."""
+
+    PASS = "pass"
+    KINK = "kink"
+    OVERFLOW = "overflow"
+    UNDEFINED = "undefined"
+    SINGULAR = "singular"
+    UNSTABLE = "unstable"
+    FAIL = "fail"
+
+
+# The statuses under their short names, as the checker and older code spell them.
+PASS, FAIL, XFAIL, XPASS, ERROR = Status.PASS, Status.FAIL, Status.XFAIL, Status.XPASS, Status.ERROR
+KINK, SINGULAR, UNSTABLE = Status.KINK, Status.SINGULAR, Status.UNSTABLE
+NOT_DIFFERENTIABLE, SKIPPED = Status.NOT_DIFFERENTIABLE, Status.SKIPPED
 
 #: statuses that make a run fail (exit code 1)
 FAILING = frozenset({FAIL, XPASS, ERROR, UNSTABLE, NOT_DIFFERENTIABLE})
+
+#: from best to worst: a baseline comparison calls a move to the right a regression
+SEVERITY = {PASS: 0, KINK: 0, SINGULAR: 0, SKIPPED: 0, XFAIL: 1, XPASS: 2, FAIL: 3, UNSTABLE: 3,
+            NOT_DIFFERENTIABLE: 3, ERROR: 4}
+
+#: the ``check`` of a result that stands for a whole case stopped by a limit
+CASE_CHECK = "case"
 
 EXIT_OK, EXIT_FAILED, EXIT_INVALID, EXIT_INTERNAL, EXIT_NO_CASES = 0, 1, 2, 3, 5
 
 
 def _clean(x: Any) -> Any:
-    """JSON-safe copy: non-finite floats become strings ("nan", "inf", "-inf")."""
+    """JSON-safe copy: non-finite floats become strings ("nan", "inf", "-inf"), tuples lists."""
     if isinstance(x, float):
         if math.isnan(x):
             return "nan"
@@ -42,10 +90,40 @@ def _clean(x: Any) -> Any:
     return x
 
 
-@dataclass
+def _float(x: Any) -> Any:
+    """A JSON number back: ``"nan"``/``"inf"``/``"-inf"`` as floats, everything else as is."""
+    if isinstance(x, str) and x in ("nan", "inf", "-inf"):
+        return float(x)
+    return x
+
+
+class _Unset:
+    """Marks a field that a writer leaves out of the JSON (not the same as a null)."""
+
+    _instance = None
+
+    def __new__(cls):
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __repr__(self) -> str:
+        return "UNSET"
+
+    def __bool__(self) -> bool:
+        return False
+
+
+UNSET: Any = _Unset()
+
+
+# --- the details of a result ---------------------------------------------------------------
+
+@dataclass(frozen=True)
 class WorstPoint:
-    """The point with the largest error: the inputs, which output/input entry (``entry``,
-    e.g. ``"d y[0] / d x[1]"``), the exact value and torch's."""
+    """The point with the largest error ÷ allowed: the inputs, which output/input entry
+    (``entry``, e.g. ``"d y[0] / d x[1]"``), the exact value and torch's, and the errors
+    there (the ULP error is computed at the same point)."""
 
     point: dict[str, Any]
     entry: str
@@ -56,35 +134,274 @@ class WorstPoint:
     ulp_error: float
     formula: str | None = None  # the exact derivative of that entry, as text
 
+    def to_dict(self) -> dict:
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
 
-@dataclass
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> WorstPoint:
+        return cls(point=d["point"], entry=d["entry"], reference=_float(d["reference"]),
+                   autograd=_float(d["autograd"]), abs_error=_float(d["abs_error"]),
+                   rel_error=_float(d["rel_error"]), ulp_error=_float(d["ulp_error"]),
+                   formula=d.get("formula"))
+
+
+@dataclass(frozen=True)
+class KinkFinding:
+    """torch's value at a kink point, against the one-sided limits there."""
+
+    function: str
+    check: str
+    point: dict[str, Any]
+    entry: str
+    left: float
+    right: float
+    torch: float
+    convention: str  # which one-sided choice torch made, or "outside the subdifferential"
+
+    OUTSIDE = "outside the subdifferential"
+
+    @property
+    def outside(self) -> bool:
+        return self.convention == self.OUTSIDE
+
+
+@dataclass(frozen=True)
+class SingularPoint:
+    """A point where the exact value is infinite or undefined: what torch returned there and
+    whether that is the limit both sides agree on."""
+
+    point: dict[str, Any]
+    entry: str
+    exact: str          # "inf", "-inf" or "undefined"
+    left: float
+    right: float
+    limit: str          # "+inf", "-inf" or "none"
+    torch: float
+    matches_limit: bool
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    """What ``--search`` ran into: a failing point and the ``points:`` line that pins it.
+    ``point`` None: the search ran and found nothing."""
+
+    point: dict[str, Any] | None = None
+    points_line: str | None = None
+    stage: str | None = None
+
+    def to_dict(self) -> dict:
+        if self.point is None:
+            return {"found": None}
+        return {"point": self.point, "points_line": self.points_line, "stage": self.stage}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> SearchHit:
+        return cls(d.get("point"), d.get("points_line"), d.get("stage"))
+
+
+@dataclass(frozen=True)
+class ClaimRow:
+    """One claimed number (or expression) of an ``expect`` claim, next to the exact value and
+    torch's. ``holds`` None: undecided. The fields left UNSET are not written."""
+
+    label: str
+    claimed: Any
+    exact: Any
+    torch: Any
+    holds: bool | None
+    claim: Any = UNSET
+    at: Any = UNSET
+    exact_float: Any = UNSET
+    method: Any = UNSET
+
+
+@dataclass(frozen=True)
+class DescentStep:
+    """One iterate of a gradient-descent claim: claimed, exact and torch's values."""
+
+    step: int
+    claimed: dict[str, Any] | None
+    exact: dict[str, Any]
+    torch: dict[str, Any]
+    holds: bool | None
+
+
+def _row_dict(row: Any) -> dict:
+    return {f.name: getattr(row, f.name) for f in dataclasses.fields(row)
+            if getattr(row, f.name) is not UNSET}
+
+
+def _row_from(cls: type, d: Mapping[str, Any]) -> Any:
+    names = {f.name for f in dataclasses.fields(cls)}
+    return cls(**{k: v for k, v in d.items() if k in names})
+
+
+@dataclass(frozen=True)
+class Details:
+    """The facts of a result beyond its numbers, each read by the writers by name.
+
+    Empty tuples and UNSET fields are left out of the JSON, so a result carries only the
+    keys that apply to it (a gradient has no ``trajectory``)."""
+
+    kinks: tuple[KinkFinding, ...] = ()
+    singular: tuple[SingularPoint, ...] = ()
+    regions: tuple[str, ...] = ()        # unstable regions, described in words
+    notes: tuple[str, ...] = ()          # how torch was run (a vmap fallback, …)
+    search: SearchHit | None = None      # set when --search ran
+    # claims (check "expect.*")
+    claim: tuple[ClaimRow, ...] = ()
+    method: Any = UNSET                  # identity claims: "symbolic" or "numeric"
+    torch_dtype: Any = UNSET             # the dtype torch was run in for a claim
+    trajectory: tuple[DescentStep, ...] = ()
+    lr: Any = UNSET
+    arithmetic: Any = UNSET              # how the exact descent was computed
+    start: Any = UNSET                   # the descent's start point
+    torch_error: Any = UNSET             # what torch raised during a descent
+
+    _ROWS = {"kinks": KinkFinding, "singular": SingularPoint, "claim": ClaimRow, "trajectory": DescentStep}
+
+    def to_dict(self) -> dict:
+        out: dict[str, Any] = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if value is UNSET or value is None or (isinstance(value, tuple) and not value):
+                continue
+            if f.name in self._ROWS:
+                out[f.name] = [_row_dict(row) for row in value]
+            elif f.name == "search":
+                out[f.name] = value.to_dict()
+            else:
+                out[f.name] = list(value) if isinstance(value, tuple) else value
+        return out
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Details:
+        kw: dict[str, Any] = {}
+        names = {f.name for f in dataclasses.fields(cls)}
+        for key, value in d.items():
+            if key not in names:
+                continue  # e.g. tolerance_ratio, original_status: fields of Result
+            if key in cls._ROWS:
+                value = tuple(_row_from(cls._ROWS[key], row) for row in value)
+            elif key == "search":
+                value = SearchHit.from_dict(value)
+            elif key in ("regions", "notes"):
+                value = tuple(value)
+            kw[key] = value
+        return cls(**kw)
+
+
+NO_DETAILS = Details()
+
+
+# --- results ---------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
 class Result:
-    """One case × check × mode × dtype (or one claim, with ``check == "expect.<kind>"``)."""
+    """One case × check × mode × dtype (or one claim, with ``check == "expect.<kind>"``).
+
+    Frozen: built once by the checker; :meth:`with_outcome` and :meth:`timed` return new
+    results."""
 
     case: str
     file: str
     check: str
     mode: str | None
     dtype: str | None
-    status: str
+    status: Status
     points: int = 0                      # points compared
     max_abs_error: float | None = None
     max_rel_error: float | None = None
     max_ulp_error: float | None = None
     worst_point: WorstPoint | None = None
     message: str | None = None           # what happened, in one or two sentences
-    counts: dict[str, int] = field(default_factory=dict)  # outcome class -> points
-    tolerance: dict[str, float] | None = None
-    details: dict[str, Any] = field(default_factory=dict)  # extra, writer-specific facts
+    counts: Mapping[str, int] = field(default_factory=dict)  # point class -> points
+    tolerance: Mapping[str, float] | None = None
+    details: Details = NO_DETAILS
+    ratio: float | None = None           # worst error ÷ allowed: the number that decides
+    original_status: Status | None = None  # before xfail / differentiable: false changed it
     seconds: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.status, Status):
+            object.__setattr__(self, "status", Status(self.status))
+        if self.original_status is not None and not isinstance(self.original_status, Status):
+            object.__setattr__(self, "original_status", Status(self.original_status))
+        if isinstance(self.details, Mapping):
+            details = dict(self.details)
+            if "tolerance_ratio" in details and self.ratio is None:
+                object.__setattr__(self, "ratio", _float(details["tolerance_ratio"]))
+            if details.get("original_status") and self.original_status is None:
+                object.__setattr__(self, "original_status", Status(details["original_status"]))
+            object.__setattr__(self, "details", Details.from_dict(details))
 
     @property
     def failed(self) -> bool:
         return self.status in FAILING
 
+    @property
+    def compared(self) -> bool:
+        """Whether points were compared against a tolerance (not a claim, a skip or an error)."""
+        return self.tolerance is not None
+
+    @property
+    def stopped(self) -> bool:
+        """A whole case stopped by a limit (time, memory) or a crash."""
+        return self.check == CASE_CHECK and self.status == ERROR
+
+    @property
+    def failed_as_expected(self) -> bool:
+        """An xfail whose original status was a failure."""
+        return self.status == XFAIL and self.original_status in FAILING
+
+    @property
+    def key(self) -> tuple[str, str, str, str, str]:
+        """What identifies a result across runs: (file, case, check, mode, dtype)."""
+        return (self.file, self.case, self.check, self.mode or "", self.dtype or "")
+
+    def with_outcome(self, status: Status, message: str | None) -> Result:
+        """This result judged again by the case's outcome policy, remembering the status the
+        comparison gave."""
+        return dataclasses.replace(self, status=status, message=message,
+                                   original_status=self.original_status or self.status)
+
+    def timed(self, seconds: float) -> Result:
+        return dataclasses.replace(self, seconds=seconds)
+
     def to_dict(self) -> dict:
-        d = asdict(self)
-        return _clean(d)
+        details = self.details.to_dict()
+        if self.original_status is not None:
+            details["original_status"] = str(self.original_status)
+        if self.compared:
+            details["tolerance_ratio"] = self.ratio
+        return _clean({
+            "case": self.case, "file": self.file, "check": self.check, "mode": self.mode,
+            "dtype": self.dtype, "status": str(self.status), "points": self.points,
+            "max_abs_error": self.max_abs_error, "max_rel_error": self.max_rel_error,
+            "max_ulp_error": self.max_ulp_error,
+            "worst_point": self.worst_point.to_dict() if self.worst_point is not None else None,
+            "message": self.message, "counts": dict(self.counts),
+            "tolerance": dict(self.tolerance) if self.tolerance is not None else None,
+            "details": details, "seconds": self.seconds,
+        })
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Result:
+        """A result read back from :meth:`to_dict`'s JSON."""
+        worst = d.get("worst_point")
+        details = dict(d.get("details") or {})
+        return cls(
+            case=d["case"], file=d["file"], check=d["check"], mode=d.get("mode"), dtype=d.get("dtype"),
+            status=Status(d["status"]), points=d.get("points", 0),
+            max_abs_error=_float(d.get("max_abs_error")), max_rel_error=_float(d.get("max_rel_error")),
+            max_ulp_error=_float(d.get("max_ulp_error")),
+            worst_point=WorstPoint.from_dict(worst) if worst else None,
+            message=d.get("message"), counts=dict(d.get("counts") or {}),
+            tolerance=d.get("tolerance"), details=Details.from_dict(details),
+            ratio=_float(details.get("tolerance_ratio")),
+            original_status=Status(details["original_status"]) if details.get("original_status") else None,
+            seconds=d.get("seconds", 0.0),
+        )
 
 
 @dataclass
@@ -100,15 +417,23 @@ class CaseReport:
     results: list[Result] = field(default_factory=list)
     xfail: str | None = None
     seconds: float = 0.0
+    line: int | None = None              # where the case starts in its file
+    seed: int | None = None              # the seed its random points were drawn with
 
     @property
-    def status(self) -> str:
-        statuses = [r.status for r in self.results]
-        if any(s in FAILING for s in statuses):
-            return FAIL
-        if any(s == XFAIL for s in statuses):
-            return XFAIL
-        return PASS
+    def status(self) -> Status:
+        return case_status(self.results)
+
+
+def case_status(results: Iterable[Result]) -> Status:
+    """The verdict of a case from its results: fail if any failed, else xfail if any is an
+    xfail, else pass."""
+    statuses = [r.status for r in results]
+    if any(s in FAILING for s in statuses):
+        return FAIL
+    if any(s == XFAIL for s in statuses):
+        return XFAIL
+    return PASS
 
 
 @dataclass
@@ -141,7 +466,7 @@ class RunReport:
     def counts(self) -> dict[str, int]:
         out: dict[str, int] = {}
         for r in self.results:
-            out[r.status] = out.get(r.status, 0) + 1
+            out[str(r.status)] = out.get(str(r.status), 0) + 1
         return out
 
     def to_dict(self) -> dict:

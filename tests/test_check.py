@@ -85,7 +85,7 @@ def test_relu_across_its_kink_is_a_kink_not_a_failure():
     assert {r.status for r in rs if r.check == "value"} == {"pass"}
     gradients = [r for r in rs if r.check == "gradient"]
     assert {r.status for r in gradients} == {"kink"}
-    assert all(r.counts.get("kink") == 1 and r.details["kinks"][0]["point"] == {"x": 0.0} for r in gradients)
+    assert all(r.counts.get("kink") == 1 and r.details.kinks[0].point == {"x": 0.0} for r in gradients)
 
 
 @pytest.mark.parametrize("expr", ["sigmoid(x)", "tanh(x)"])
@@ -316,7 +316,7 @@ def test_xfail_turns_failures_into_xfail():
     assert got[("value", None)].status == "pass"
     for mode in MODES:
         r = got[("gradient", mode)]
-        assert r.status == "xfail" and r.details["original_status"] == "fail" and "known bug" in r.message
+        assert r.status == "xfail" and r.original_status == "fail" and "known bug" in r.message
     assert report.status == "xfail"
 
 

@@ -96,8 +96,8 @@ def test_identity_decided_symbolically():
           derivative: sigmoid(x) * (1 - sigmoid(x))
         """)
     assert r.check == "expect.derivative" and r.status == PASS
-    assert r.details["method"] == "symbolic"
-    assert r.details["claim"][0]["method"] == "symbolic" and r.details["claim"][0]["holds"] is True
+    assert r.details.method == "symbolic"
+    assert r.details.claim[0].method == "symbolic" and r.details.claim[0].holds is True
     assert "symbolic" in r.message
 
 
@@ -110,7 +110,7 @@ def test_identity_decided_numerically_when_simplify_cannot():
           derivative: step(x)
         """)
     assert r.status == PASS
-    assert r.details["method"] == "numeric"
+    assert r.details.method == "numeric"
     assert r.points == 32
     assert "numeric" in r.message
 
@@ -128,7 +128,7 @@ def test_gradient_identity_with_constants_and_let_steps():
             b: -2 * sum(y - f)
         """)
     assert r.status == PASS, r.message
-    assert [c["label"] for c in r.details["claim"]] == ["∂f/∂w", "∂f/∂b"]
+    assert [c.label for c in r.details.claim] == ["∂f/∂w", "∂f/∂b"]
 
 
 def test_jacobian_identity():
@@ -151,9 +151,9 @@ def test_false_identity_fails_with_a_counterexample():
           derivative: cos(x) + x**2/1e20
         """)
     assert r.status == FAIL
-    row = r.details["claim"][0]
-    assert row["holds"] is False and row["method"] == "numeric"
-    assert "at" in row and isinstance(row["torch"], float)
+    row = r.details.claim[0]
+    assert row.holds is False and row.method == "numeric"
+    assert row.at and isinstance(row.torch, float)
     assert "is false" in r.message and "differ by" in r.message
 
 
@@ -199,9 +199,9 @@ def test_failing_value_claim_names_claim_exact_and_torch():
     assert r.check == "expect.values" and r.status == FAIL
     assert "∂f/∂w = 72" in r.message and "w=3" in r.message
     assert "exact 24" in r.message and "torch (float64) 24.0" in r.message
-    value_row, grad_row = r.details["claim"]
-    assert value_row["holds"] is True and value_row["exact"] == "36"
-    assert (grad_row["claimed"], grad_row["exact"], grad_row["torch"], grad_row["holds"]) == (72, "24", 24.0, False)
+    value_row, grad_row = r.details.claim
+    assert value_row.holds is True and value_row.exact == "36"
+    assert (grad_row.claimed, grad_row.exact, grad_row.torch, grad_row.holds) == (72, "24", 24.0, False)
     json.dumps(r.to_dict())
 
 
@@ -218,11 +218,11 @@ def test_values_rounded_rationals_and_closed_forms():
         """)
     (r,) = results
     assert r.status == PASS, r.message
-    value, da, db = r.details["claim"]
-    assert value["exact"] == "7376/625 = 11.8016" and value["claimed"] == "11.8016"  # as written
-    assert (da["label"], da["exact"], da["claimed"]) == ("∂f/∂a", "-536/25 = -21.44", "-21.44")
-    assert (db["label"], db["exact"], db["claimed"]) == ("∂f/∂b", "-232/25 = -9.28", "-9.28")
-    assert da["method"] == "rounded to 2 decimals"
+    value, da, db = r.details.claim
+    assert value.exact == "7376/625 = 11.8016" and value.claimed == "11.8016"  # as written
+    assert (da.label, da.exact, da.claimed) == ("∂f/∂a", "-536/25 = -21.44", "-21.44")
+    assert (db.label, db.exact, db.claimed) == ("∂f/∂b", "-232/25 = -9.28", "-9.28")
+    assert da.method == "rounded to 2 decimals"
     assert r.points == 3
 
 
@@ -238,8 +238,8 @@ def test_value_claims_torch_in_the_case_dtype():
               gradient: {a: -21.440000534057617, b: -9.279999732971191}
         """)
     assert r.status == FAIL  # the printed float32 digits are not the exact value
-    assert r.details["torch_dtype"] == "float32"
-    assert [c["torch"] for c in r.details["claim"]] == [-21.440000534057617, -9.279999732971191]
+    assert r.details.torch_dtype == "float32"
+    assert [c.torch for c in r.details.claim] == [-21.440000534057617, -9.279999732971191]
     assert "exact -536/25 = -21.44" in r.message and "torch (float32) -21.440000534057617" in r.message
 
 
@@ -256,7 +256,7 @@ def test_intermediates_and_jacobian_values():
               intermediates: {y: 2.0}
         """)
     assert r.status == PASS, r.message
-    assert r.details["claim"][1]["torch"] == 2.0
+    assert r.details.claim[1].torch == 2.0
     (r,) = claims("""
         name: sm
         variables: {x: {shape: [2]}}
@@ -308,7 +308,7 @@ def test_step_is_not_differentiable_in_torch():
         """)
     assert r.check == "expect.differentiable" and r.status == PASS
     assert "heaviside" in r.message
-    assert r.details["claim"][0]["holds"] is True
+    assert r.details.claim[0].holds is True
 
 
 def test_claiming_a_smooth_function_is_not_differentiable_fails():
@@ -354,12 +354,12 @@ SSE_W = """
 def test_descent_exact_and_torch_side_by_side():
     (r,) = claims(SSE_W.format(lr=0.5, steps="[{w: 28}, {w: -336}]"))
     assert r.check == "expect.descent" and r.status == PASS, r.message
-    traj = r.details["trajectory"]
-    assert [row["step"] for row in traj] == [0, 1, 2]
-    assert traj[1]["exact"]["w"] == "28" and traj[1]["torch"]["w"] == 28.0
-    assert traj[2]["exact"]["w"] == "-336" and traj[2]["torch"]["w"] == -336.0
-    assert traj[2]["holds"] is True and traj[0]["holds"] is None
-    assert r.details["arithmetic"] == "exact rational arithmetic"
+    traj = r.details.trajectory
+    assert [row.step for row in traj] == [0, 1, 2]
+    assert traj[1].exact["w"] == "28" and traj[1].torch["w"] == 28.0
+    assert traj[2].exact["w"] == "-336" and traj[2].torch["w"] == -336.0
+    assert traj[2].holds is True and traj[0].holds is None
+    assert r.details.arithmetic == "exact rational arithmetic"
     json.dumps(r.to_dict())
 
 
@@ -367,13 +367,13 @@ def test_descent_with_the_notes_wrong_step_fails():
     (r,) = claims(SSE_W.format(lr=0.5, steps="[{w: 1}, {w: 15}]"))
     assert r.status == FAIL
     assert "claims w = 1 after step 1; exact 28" in r.message
-    assert [row["holds"] for row in r.details["trajectory"]] == [None, False, False]
+    assert [row.holds for row in r.details.trajectory] == [None, False, False]
 
 
 def test_descent_rounded_steps_hold():
     (r,) = claims(SSE_W.format(lr=0.01, steps="[{w: 0.56}, {w: 0.9632}, {w: 1.2535}]"))
     assert r.status == PASS, r.message
-    assert r.details["trajectory"][3]["exact"]["w"] == "19586/15625 = 1.253504"
+    assert r.details.trajectory[3].exact["w"] == "19586/15625 = 1.253504"
 
 
 def test_descent_loss_claims_and_after():
@@ -390,9 +390,9 @@ def test_descent_loss_claims_and_after():
               - {after: 400, a: 1.0, b: 1.0}
         """)
     assert r.status == PASS, r.message
-    steps = [row["step"] for row in r.details["trajectory"]]
+    steps = [row.step for row in r.details.trajectory]
     assert steps == [0, 1, 400]
-    assert r.details["trajectory"][0]["claimed"] == {"loss": 20}
+    assert r.details.trajectory[0].claimed == {"loss": 20}
 
 
 def test_malformed_descent():
@@ -492,10 +492,10 @@ def test_compiled_descent_equals_the_general_one(monkeypatch):
     monkeypatch.setattr(claims_module, "_arithmetic_descent", lambda *a, **k: calls.append(1))
     (general,) = claims(DESCENT)
     assert calls  # the general path really ran
-    assert "then 60 significant digits from step" in fast.details["arithmetic"]
-    assert fast.details["arithmetic"] == general.details["arithmetic"]
-    for a, b in zip(fast.details["trajectory"], general.details["trajectory"]):
-        assert a["exact"] == b["exact"], a["step"]
+    assert "then 60 significant digits from step" in fast.details.arithmetic
+    assert fast.details.arithmetic == general.details.arithmetic
+    for a, b in zip(fast.details.trajectory, general.details.trajectory):
+        assert a.exact == b.exact, a.step
     assert fast.status == general.status
     assert fast.message == general.message
 

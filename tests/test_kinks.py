@@ -29,9 +29,9 @@ def test_kinks_pass_with_their_convention(name, expr, torch_text, expected):
     assert results and {r.status for r in results} == {"kink"}
     for r in results:
         assert r.counts.get("kink") == 1
-        (kink,) = r.details["kinks"]
-        assert kink["point"] == {"x": 0.0}
-        assert kink["convention"] == expected
+        (kink,) = r.details.kinks
+        assert kink.point == {"x": 0.0}
+        assert kink.convention == expected
 
 
 def test_sympy_convention_is_not_the_answer_at_a_kink():
@@ -46,7 +46,7 @@ def test_relu_with_derivative_two_at_zero_fails():
     results = derivative_results(case)
     assert {r.status for r in results} == {"fail"}
     for r in results:
-        assert r.details["kinks"][0]["convention"] == "outside the subdifferential"
+        assert r.details.kinks[0].convention == "outside the subdifferential"
         assert r.worst_point.point == {"x": 0.0} and r.worst_point.autograd == 2.0
 
 
@@ -74,14 +74,14 @@ def test_sqrt_at_zero_is_singular_not_failed():
     results = derivative_results(case)
     assert {r.status for r in results} == {"singular"}
     for r in results:
-        (s,) = r.details["singular"]
-        assert s["limit"] == "+inf" and s["torch"] == float("inf") and s["matches_limit"]
+        (s,) = r.details.singular
+        assert s.limit == "+inf" and s.torch == float("inf") and s.matches_limit
 
 
 def test_log_at_zero_only_counts_the_side_where_log_is_defined():
     case = make_case("log0", "log(x)", {"x": {"domain": [0, 4]}}, points=[{"x": 0}], samples=2, dtypes=["float64"])
     (r, *_) = derivative_results(case)
-    assert r.details["singular"][0]["limit"] == "+inf"
+    assert r.details.singular[0].limit == "+inf"
 
 
 def test_naive_sigmoid_is_unstable_with_its_region():
@@ -89,7 +89,7 @@ def test_naive_sigmoid_is_unstable_with_its_region():
                      points=[{"x": -800}], samples=8, dtypes=["float64"])
     for r in derivative_results(case):
         assert r.status == "unstable"
-        (region,) = r.details["regions"]
+        (region,) = r.details.regions
         assert region.startswith("NaN for x ≤ -709.78") and "float64" in region
 
 
@@ -99,7 +99,7 @@ def test_naive_softmax_is_unstable():
                      samples=0, dtypes=["float64"])
     results = check_case(case).results
     assert {r.status for r in results} == {"unstable"}
-    assert all(r.details.get("regions") for r in results)
+    assert all(r.details.regions for r in results)
 
 
 def test_torch_softmax_at_large_logits_passes():
@@ -119,9 +119,9 @@ def test_search_is_deterministic_and_shrinks():
     case = make_case("narrow", "sigmoid(x)", torch="bug(x)", imports={"bug": "diffcheck.examples:sigmoid_narrow_bug"},
                      modes=["reverse"], dtypes=["float64"])
     assert {r.status for r in check_case(case).results} == {"pass"}
-    found = [[r.details["search"] for r in check_case(case, CheckOptions(search=True, seed=3)).results]
+    found = [[r.details.search for r in check_case(case, CheckOptions(search=True, seed=3)).results]
              for _ in range(2)]
     assert found[0] == found[1]
     gradient = found[0][1]
-    assert 2.5 < gradient["point"]["x"] < 2.51
-    assert gradient["points_line"] == "points: [{x: 2.5078125}]"
+    assert 2.5 < gradient.point["x"] < 2.51
+    assert gradient.points_line == "points: [{x: 2.5078125}]"

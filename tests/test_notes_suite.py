@@ -107,7 +107,7 @@ def test_wrong_claims_fail_as_expected(by_case):
         for r in case.results:
             if r.check in checks:
                 assert r.status == XFAIL, (name, r.check, r.status, r.message)
-                assert r.details.get("original_status") == "fail", (name, r.check)
+                assert r.original_status == "fail", (name, r.check)
 
 
 def test_every_xfail_is_a_wrong_note_claim(by_case):
@@ -122,23 +122,23 @@ def test_every_xfail_is_a_wrong_note_claim(by_case):
 
 def test_failing_claims_report_note_exact_and_torch(by_case):
     r = next(r for r in by_case["w_times_2_sq_note_72"].results if r.check == "expect.values")
-    row = next(c for c in r.details["claim"] if not c["holds"])
-    assert (row["claimed"], row["exact"], row["torch"]) == ("72.", "24", 24.0)
+    row = next(c for c in r.details.claim if not c.holds)
+    assert (row.claimed, row.exact, row.torch) == ("72.", "24", 24.0)
     assert "exact 24" in r.message and "24.0" in r.message
 
     r = next(r for r in by_case["sse_w_descent_lr_0.5_note"].results if r.check == "expect.descent")
-    rows = r.details["trajectory"]
-    assert [(s["step"], s["claimed"], s["exact"]["w"], s["torch"]["w"]) for s in rows[1:]] == [
+    rows = r.details.trajectory
+    assert [(s.step, s.claimed, s.exact["w"], s.torch["w"]) for s in rows[1:]] == [
         (1, {"w": 1}, "28", 28.0), (2, {"w": 15}, "-336", -336.0)]
 
 
 def test_descent_trajectories_side_by_side(by_case):
     r = next(r for r in by_case["sse_w_descent_lr_0.01"].results if r.check == "expect.descent")
-    rows = r.details["trajectory"]
-    assert [s["exact"]["w"] for s in rows] == ["0", "14/25 = 0.56", "602/625 = 0.9632",
+    rows = r.details.trajectory
+    assert [s.exact["w"] for s in rows] == ["0", "14/25 = 0.56", "602/625 = 0.9632",
                                                   "19586/15625 = 1.253504"]
-    assert [round(s["torch"]["w"], 12) for s in rows] == [0.0, 0.56, 0.9632, 1.253504]
-    assert all(s["holds"] for s in rows[1:])
+    assert [round(s.torch["w"], 12) for s in rows] == [0.0, 0.56, 0.9632, 1.253504]
+    assert all(s.holds for s in rows[1:])
 
 
 def test_json_and_command_line(tmp_path):

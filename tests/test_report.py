@@ -16,12 +16,14 @@ from diffcheck.report import format_exact, summary_line
 from diffcheck.report.console import render_console
 from diffcheck.report.jsonout import dumps, write_json
 from diffcheck.report.markdown import GENERATED_PREFIX, render_markdown, write_markdown
-from diffcheck.results import CaseReport, Result, RunReport, WorstPoint
+from diffcheck.results import (
+    CaseReport, ClaimRow, DescentStep, Details, KinkFinding, Result, RunReport, SingularPoint, WorstPoint,
+)
 
 LONG_LATEX = (r"\frac{e^{x}}{\left(e^{x} + 1\right)^{2}}"
               r" + \frac{e^{2 x}}{\left(e^{x} + 1\right)^{3}} + x^{2} \sin{\left(x \right)}")
-KINK = {"function": "abs", "point": {"x": 0.0}, "left": -1.0, "right": 1.0, "torch": 0.0,
-        "convention": "sign(0) = 0, inside [-1, 1]"}
+KINK = KinkFinding(function="abs", check="gradient", point={"x": 0.0}, entry="d y / d x", left=-1.0,
+                   right=1.0, torch=0.0, convention="sign(0) = 0, inside [-1, 1]")
 
 
 def make_report() -> RunReport:
@@ -51,20 +53,20 @@ def make_report() -> RunReport:
         results=[
             Result("abs_kink", "cases/abs.yaml", "gradient", mode, "float64", "kink", points=33,
                    max_abs_error=0.0, max_rel_error=0.0, max_ulp_error=0.0,
-                   counts={"pass": 32, "kink": 1}, details={"kinks": [KINK]})
+                   counts={"pass": 32, "kink": 1}, details=Details(kinks=(KINK,)))
             for mode in ("reverse", "forward")
         ] + [
             Result("abs_kink", "cases/abs.yaml", "expect.values", None, None, "fail",
                    message="the note claims 72 where the exact value is 24",
-                   details={"claim": {"label": "gradient of |x|", "at": {"x": 3},
-                                      "claimed": {"x": 72}, "exact": {"x": 24},
-                                      "torch": {"x": 24.0}, "holds": False}}),
+                   details=Details(claim=(ClaimRow(label="gradient of |x|", at={"x": 3},
+                                                   claimed={"x": 72}, exact={"x": 24},
+                                                   torch={"x": 24.0}, holds=False),))),
             Result("abs_kink", "cases/abs.yaml", "expect.descent", None, None, "pass",
-                   details={"trajectory": [
-                       {"step": 1, "claimed": {"w": 28}, "exact": {"w": 28},
-                        "torch": {"w": 28.0}, "holds": True},
-                       {"step": 2, "claimed": {"w": -336}, "exact": {"w": -336},
-                        "torch": {"w": -336.0}, "holds": True}]}),
+                   details=Details(trajectory=(
+                       DescentStep(step=1, claimed={"w": 28}, exact={"w": 28},
+                                   torch={"w": 28.0}, holds=True),
+                       DescentStep(step=2, claimed={"w": -336}, exact={"w": -336},
+                                   torch={"w": -336.0}, holds=True)))),
         ])
     logcase = CaseReport(
         name="log_singular", file="cases/log.yaml", expr="log(x)",
@@ -75,9 +77,10 @@ def make_report() -> RunReport:
                    "singular", points=31, max_abs_error=float("nan"),
                    max_rel_error=float("inf"), max_ulp_error=None,
                    counts={"pass": 31, "singular": 1},
-                   details={"singular": [{"point": {"x": 0.0}, "exact": "inf",
-                                          "torch": float("inf"), "matches_limit": True}],
-                            "regions": ["NaN for x < 0 in float64"]}),
+                   details=Details(singular=(SingularPoint(
+                       point={"x": 0.0}, entry="d y / d x", exact="inf", left=float("inf"),
+                       right=float("inf"), limit="+inf", torch=float("inf"), matches_limit=True),),
+                       regions=("NaN for x < 0 in float64",))),
             Result("log_singular", "cases/log.yaml", "gradient", "reverse", "float32", "xfail",
                    points=32),
         ])

@@ -43,7 +43,7 @@ from ..errors import CaseFileError, ExpressionError
 from ..language import parse, to_math
 from ..points import torch_dtype
 from ..reference import MODULES
-from ..results import ERROR, FAIL, PASS, Result
+from ..results import ERROR, FAIL, PASS, UNSET, ClaimRow, DescentStep, Details, Result, Status
 from ..symbolic import CompiledCase, _placed
 
 KINDS = ("derivative", "gradient", "jacobian", "values", "differentiable", "descent")
@@ -102,8 +102,14 @@ def _error(case: Case, key: str, message: str, hint: str | None = None) -> CaseF
     return CaseFileError(f"in `{key}` of case {case.name!r}: {message}", case.where(key), hint, case=case.name)
 
 
-def _result(case: Case, kind: str) -> Result:
-    return Result(case=case.name, file=case.file, check=f"expect.{kind}", mode=None, dtype=None, status=PASS)
+def _result(case: Case, kind: str, status: Status, message: str, points: int, details: Details) -> Result:
+    """A claim's result, built once from its verdict."""
+    return Result(case=case.name, file=case.file, check=f"expect.{kind}", mode=None, dtype=None, status=status,
+                  message=message, points=points, details=details)
+
+
+def _rows(rows: list[dict]) -> tuple[ClaimRow, ...]:
+    return tuple(ClaimRow(**row) for row in rows)
 
 
 def _is_number(v: Any) -> bool:
@@ -467,7 +473,7 @@ def _torch_plain(a: np.ndarray | None) -> Any:
 def _identity(compiled: CompiledCase, kind: str, spec: Any) -> Result:
     case = compiled.case
     key = f"expect.{kind}"
-    result = _result(case, kind)
+    points = 0
     jac = _jacobian_exprs(compiled)
     offsets = _offsets(compiled)
     out_shape = compiled.out_shape
@@ -551,19 +557,17 @@ def _identity(compiled: CompiledCase, kind: str, spec: Any) -> Result:
         elif verdict["holds"] is None:
             failures.append(f"{label} = {text}: {verdict['reason']}")
         rows.append(row)
-        result.points = max(result.points, verdict["points"])
-    result.details["claim"] = rows
+        points = max(points, verdict["points"])
     undecided = [r for r in rows if r["holds"] is None]
+    method = "symbolic" if all(m == "symbolic" for m in methods) else "numeric"
     if failures:
-        result.status = ERROR if undecided and all(r["holds"] is not False for r in rows) else FAIL
-        result.message = "; ".join(failures)
+        status = ERROR if undecided and all(r["holds"] is not False for r in rows) else FAIL
+        message = "; ".join(failures)
     else:
-        method = "symbolic" if all(m == "symbolic" for m in methods) else "numeric"
         how = ("the difference simplifies to zero" if method == "symbolic" else
                f"the difference vanishes at {NUMERIC_POINTS} random points ({NUMERIC_DPS} digits)")
-        result.message = f"{kind} identity holds ({method}: {how})"
-    result.details["method"] = "symbolic" if all(m == "symbolic" for m in methods) else "numeric"
-    return result
+        status, message = PASS, f"{kind} identity holds ({method}: {how})"
+    return _result(case, kind, status, message, points, Details(claim=_rows(rows), method=method))
 
 
 def _short_exprs(exact: np.ndarray) -> Any:
@@ -704,7 +708,6 @@ def _torch_entry(compiled: CompiledCase, point: Mapping[str, Any], where: str, k
 
 def _values(compiled: CompiledCase, entry: Any, key: str) -> Result:
     case = compiled.case
-    result = _result(case, "values")
     if not isinstance(entry, Mapping) or "at" not in entry:
         raise _error(case, key, "each `values` entry is {at: {variable: value}, <kind>: <number(s)>}",
                      f"kinds: {', '.join(VALUE_KINDS)}")
@@ -741,16 +744,13 @@ def _values(compiled: CompiledCase, entry: Any, key: str) -> Result:
                 failures.append(f"claims {label} = {_fmt(claimed)} at {_fmt(shown_at)}; "
                                 f"exact {_fmt(row['exact'])}{_rounding_note(exact, claimed)}, "
                                 f"torch ({dtype}) {_fmt(row['torch'])}")
-    result.points = count
-    result.details["claim"] = rows
-    result.details["torch_dtype"] = dtype
     if failures:
-        result.status = FAIL
-        result.message = "; ".join(failures)
+        status, message = FAIL, "; ".join(failures)
     else:
-        result.message = f"{count} claimed number{'s' if count != 1 else ''} at {_fmt(shown_at)} hold " \
-                         f"(exact value rounded to the decimals written)"
-    return result
+        status = PASS
+        message = f"{count} claimed number{'s' if count != 1 else ''} at {_fmt(shown_at)} hold " \
+                  f"(exact value rounded to the decimals written)"
+    return _result(case, "values", status, message, count, Details(claim=_rows(rows), torch_dtype=dtype))
 
 
 def _value_claims(compiled: CompiledCase, kind: str, spec: Any, key: str, t: TorchAt):
@@ -855,7 +855,6 @@ def _claimed(case: Case, key: str, spec: Any, shape: tuple, what: str) -> np.nda
 
 def _differentiable(compiled: CompiledCase, claim: Any) -> Result:
     case = compiled.case
-    result = _result(case, "differentiable")
     if not isinstance(claim, bool):
         raise _error(case, "expect.differentiable", "`differentiable` is true or false")
     point = _first_point(compiled)
@@ -882,28 +881,25 @@ def _differentiable(compiled: CompiledCase, claim: Any) -> Result:
         if isinstance(classified, CannotDifferentiate):
             can, torch_says = False, f"torch raised: {classified}"
         else:
-            result.status = ERROR
-            result.message = f"torch raised while computing the function: {classified}"
-            result.details["claim"] = [{"label": "torch can differentiate it", "at": shown,
-                                        "claimed": claim, "exact": None, "torch": str(classified),
-                                        "holds": None}]
-            return result
+            row = ClaimRow(label="torch can differentiate it", at=shown, claimed=claim, exact=None,
+                           torch=str(classified), holds=None)
+            return _result(case, "differentiable", ERROR,
+                           f"torch raised while computing the function: {classified}", 0, Details(claim=(row,)))
     jac = _jacobian_exprs(compiled)
     names = compiled.input_names()
     exact = "; ".join(f"∂{out}/∂{col} = {_short(sp.sympify(jac[i, j]))}"
                       for i, out in enumerate(compiled.output_names()) for j, col in enumerate(names))
     exact = exact if len(exact) <= MAX_EXACT_TEXT else exact[:MAX_EXACT_TEXT] + " …"
     holds = can == claim
-    result.points = 1
-    result.details["claim"] = [{"label": "torch can differentiate it", "claim": f"differentiable: {str(claim).lower()}",
-                                "at": shown, "claimed": str(claim).lower(), "exact": exact,
-                                "torch": torch_says, "holds": holds}]
+    row = ClaimRow(label="torch can differentiate it", claim=f"differentiable: {str(claim).lower()}",
+                   at=shown, claimed=str(claim).lower(), exact=exact, torch=torch_says, holds=holds)
     word = "can" if can else "cannot"
-    result.message = f"torch {word} differentiate it at {_fmt(shown)}: {torch_says}"
+    message = f"torch {word} differentiate it at {_fmt(shown)}: {torch_says}"
+    status = PASS
     if not holds:
-        result.status = FAIL
-        result.message = f"claims differentiable: {str(claim).lower()}, but " + result.message
-    return result
+        status = FAIL
+        message = f"claims differentiable: {str(claim).lower()}, but " + message
+    return _result(case, "differentiable", status, message, 1, Details(claim=(row,)))
 
 
 def _first_point(compiled: CompiledCase) -> dict[str, np.ndarray]:
@@ -918,7 +914,6 @@ def _first_point(compiled: CompiledCase) -> dict[str, np.ndarray]:
 
 def _descent(compiled: CompiledCase, spec: Any, key: str) -> Result:
     case = compiled.case
-    result = _result(case, "descent")
     if not isinstance(spec, Mapping) or not {"start", "lr", "steps"} <= set(spec):
         raise _error(case, key, "a descent claim is {start: {variable: value}, lr: number, steps: [...]}")
     extra = [k for k in spec if k not in ("start", "lr", "steps")]
@@ -983,18 +978,15 @@ def _descent(compiled: CompiledCase, spec: Any, key: str) -> Result:
                                     f"torch ({dtype}) {_fmt(row_torch[name])}")
         rows.append({"step": k, "claimed": {n: _as_written(v) for n, v in row_claimed.items()} or None,
                      "exact": row_exact, "torch": row_torch, "holds": row_holds})
-    result.points = count
-    result.details.update({"trajectory": rows, "claim": claim_rows, "lr": spec["lr"], "arithmetic": arithmetic,
-                           "start": {n: _plain(a) for n, a in start.items()}, "torch_dtype": dtype})
+    details = Details(trajectory=tuple(DescentStep(**row) for row in rows), claim=_rows(claim_rows), lr=spec["lr"],
+                      arithmetic=arithmetic, start={n: _plain(a) for n, a in start.items()}, torch_dtype=dtype,
+                      torch_error=torch_error if torch_error else UNSET)
     head = f"descent from {_fmt({n: _plain(a) for n, a in start.items()})} with lr {lr_text}"
     if failures:
-        result.status = FAIL
-        result.message = f"{head}: " + "; ".join(failures)
+        status, message = FAIL, f"{head}: " + "; ".join(failures)
     else:
-        result.message = f"{head}: all {len(claims)} claimed step(s) hold"
-    if torch_error:
-        result.details["torch_error"] = torch_error
-    return result
+        status, message = PASS, f"{head}: all {len(claims)} claimed step(s) hold"
+    return _result(case, "descent", status, message, count, details)
 
 
 def _places_text(c: np.ndarray) -> str:

@@ -115,15 +115,15 @@ def _print_failure(console: Console, r: Result) -> None:
     if r.tolerance:
         _line(console, "tolerance", ", ".join(f"{k} {format_number(v)}"
                                               for k, v in r.tolerance.items()))
-    for region in r.details.get("regions", []):
+    for region in r.details.regions:
         _line(console, "unstable region", region)
-    for kink in r.details.get("kinks", []):
-        if kink.get("convention") == "outside the subdifferential":
-            _line(console, "kink", f"{format_point(kink['point'])}: torch {format_number(kink['torch'])} "
-                                   f"outside [{format_number(kink['left'])}, {format_number(kink['right'])}]")
-    search = r.details.get("search") or {}
-    if search.get("points_line"):
-        _line(console, "found by --search, pin it with", search["points_line"])
+    for kink in r.details.kinks:
+        if kink.outside:
+            _line(console, "kink", f"{format_point(kink.point)}: torch {format_number(kink.torch)} "
+                                   f"outside [{format_number(kink.left)}, {format_number(kink.right)}]")
+    search = r.details.search
+    if search is not None and search.points_line:
+        _line(console, "found by --search, pin it with", search.points_line)
     _line(console, "file", r.file)
     console.print()
 
@@ -142,9 +142,9 @@ def _print_messages(console: Console, results: list[Result]) -> None:
     for r in results:
         if r.message:
             console.print(Text(f"{r.case}  {result_label(r)}: {r.message}"), highlight=False)
-        for region in r.details.get("regions", []):
+        for region in r.details.regions:
             console.print(Text(f"{r.case}  {result_label(r)}: unstable region: {region}"), highlight=False)
-        for note in r.details.get("notes", []):
+        for note in r.details.notes:
             console.print(Text(f"{r.case}  {result_label(r)}: note: {note}"), highlight=False)
 
 

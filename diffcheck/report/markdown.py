@@ -17,7 +17,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-from ..results import FAIL, CaseReport, Result, RunReport
+from ..results import FAIL, CaseReport, DescentStep, KinkFinding, Result, RunReport, SingularPoint
 from . import (
     MISSING, extra_counts, format_cell, format_exact, format_number, format_point,
     format_value, ordered_statuses, result_label, summary_line,
@@ -157,10 +157,10 @@ def _summary(report: RunReport) -> list[str]:
     return ["## Summary", ""] + _table(header, rows, right=[4, 5, 6, 7])
 
 
-def _kink_row(kink: dict) -> tuple[str, ...]:
-    return (_code(kink.get("function", MISSING)), _code(format_point(kink.get("point"))),
-            _number(kink.get("left")), _number(kink.get("right")),
-            _number(kink.get("torch")), _text(kink.get("convention", MISSING)))
+def _kink_row(kink: KinkFinding) -> tuple[str, ...]:
+    return (_code(kink.function), _code(format_point(kink.point)),
+            _number(kink.left), _number(kink.right),
+            _number(kink.torch), _text(kink.convention))
 
 
 def _kinks(rows: Iterable[tuple[str, ...]]) -> list[str]:
@@ -169,7 +169,7 @@ def _kinks(rows: Iterable[tuple[str, ...]]) -> list[str]:
 
 
 def _conventions(report: RunReport) -> list[str]:
-    rows = [_kink_row(k) for r in report.results for k in _as_list(r.details.get("kinks"))]
+    rows = [_kink_row(k) for r in report.results for k in r.details.kinks]
     table = _kinks(rows)
     if not table:
         return []
@@ -228,13 +228,13 @@ def _claims(results: list[Result]) -> list[str]:
     for r in results:
         if not r.check.startswith("expect."):
             continue
-        for claim in _as_list(r.details.get("claim")):
-            label = claim.get("label") or claim.get("claim") or r.check
-            if claim.get("at"):
-                label = f"{label} at {format_point(claim['at'])}"
-            rows.append([_text(label), _value(claim.get("claimed")),
-                         _value(claim.get("exact")), _value(claim.get("torch")),
-                         _holds(claim.get("holds"), claim.get("method"))])
+        for claim in r.details.claim:
+            label = claim.label or claim.claim or r.check
+            if claim.at:
+                label = f"{label} at {format_point(claim.at)}"
+            rows.append([_text(label), _value(claim.claimed),
+                         _value(claim.exact), _value(claim.torch),
+                         _holds(claim.holds, claim.method or None)])
     if not rows:
         return []
     header = ["claim", "note's value", "exact value", "torch's value", "holds"]
@@ -252,14 +252,14 @@ def _result(r: Result) -> list[str]:
                  + ", ".join(f"{n} {_text(cls)}" for cls, n in classes.items())
                  + f" (of {r.points} compared).", ""]
     details = r.details
-    if details.get("trajectory"):
-        body += ["Gradient-descent steps:", ""] + _trajectory(details["trajectory"])
-    if details.get("kinks"):
-        body += ["Kinks:", ""] + _kinks(_kink_row(k) for k in details["kinks"])
-    if details.get("singular"):
-        body += ["Singular points:", ""] + _singular(details["singular"])
-    if details.get("regions"):
-        body += ["Regions:", ""] + [f"- {_text(region)}" for region in details["regions"]] + [""]
+    if details.trajectory:
+        body += ["Gradient-descent steps:", ""] + _trajectory(details.trajectory)
+    if details.kinks:
+        body += ["Kinks:", ""] + _kinks(_kink_row(k) for k in details.kinks)
+    if details.singular:
+        body += ["Singular points:", ""] + _singular(details.singular)
+    if details.regions:
+        body += ["Regions:", ""] + [f"- {_text(region)}" for region in details.regions] + [""]
     if not body:
         return []
     return [f"#### {_text(result_label(r))} — {_status(r.status, r.failed)}", ""] + body
@@ -286,16 +286,15 @@ def _failure(r: Result) -> list[str]:
     return lines + facts + [""] if facts else lines
 
 
-def _trajectory(steps: list[dict]) -> list[str]:
-    rows = [[str(s.get("step", i)), _value(s.get("claimed")), _value(s.get("exact")),
-             _value(s.get("torch")), _holds(s.get("holds"))]
-            for i, s in enumerate(steps)]
+def _trajectory(steps: Iterable[DescentStep]) -> list[str]:
+    rows = [[str(s.step), _value(s.claimed), _value(s.exact), _value(s.torch), _holds(s.holds)]
+            for s in steps]
     return _table(["step", "claimed", "exact", "torch", "holds"], rows, right=[0])
 
 
-def _singular(points: list[dict]) -> list[str]:
-    rows = [[_code(format_point(p.get("point"))), _value(p.get("exact")),
-             _number(p.get("torch")), _holds(p.get("matches_limit"))]
+def _singular(points: Iterable[SingularPoint]) -> list[str]:
+    rows = [[_code(format_point(p.point)), _value(p.exact),
+             _number(p.torch), _holds(p.matches_limit)]
             for p in points]
     return _table(["point", "exact", "torch", "matches limit"], rows)
 

@@ -26,7 +26,7 @@ from ..pipeline import CheckOptions, case_parts, check_case, check_part, finish_
 from ..errors import CaseFileError, CaseTimeout
 from .keyword import matches
 from ..loader import load_paths
-from ..results import ERROR, CaseReport, Result, RunReport
+from ..results import CASE_CHECK, ERROR, FAIL, CaseReport, Result, RunReport
 
 
 @dataclass
@@ -151,7 +151,7 @@ def merge_parts(case: Case, outcomes: Sequence[tuple]) -> tuple[CaseReport | Non
         if error is not None:
             return None, error, None
     for report, _, _ in outcomes:
-        if any(r.check == "case" and r.status == ERROR for r in report.results):
+        if any(r.stopped for r in report.results):
             return report, None, None
     merged = CaseReport(name=case.name, file=case.file, description=case.description, expr=case.expr,
                         xfail=case.xfail)
@@ -173,12 +173,12 @@ def _guarded(case: Case, work: Callable[[], CaseReport],
         return None, err, None
     except CaseTimeout as err:
         report = CaseReport(name=case.name, file=case.file, description=case.description, expr=case.expr)
-        report.results.append(Result(case=case.name, file=case.file, check="case", mode=None, dtype=None,
+        report.results.append(Result(case=case.name, file=case.file, check=CASE_CHECK, mode=None, dtype=None,
                                      status=ERROR, message=str(err)))
         return report, None, None
     except MemoryError:
         report = CaseReport(name=case.name, file=case.file, expr=case.expr)
-        report.results.append(Result(case=case.name, file=case.file, check="case", mode=None, dtype=None,
+        report.results.append(Result(case=case.name, file=case.file, check=CASE_CHECK, mode=None, dtype=None,
                                      status=ERROR, message="the case ran out of memory"))
         return report, None, None
     except Exception:  # a bug in diffcheck: keep the other cases, report it as internal
@@ -226,7 +226,7 @@ def run(paths: Sequence[str], options: RunOptions | None = None,
                 report.results.extend(case_report.results)
                 if progress is not None and not in_workers:  # workers tick as cases finish
                     progress(case_report)
-                if options.fail_fast and case_report.status == "fail":
+                if options.fail_fast and case_report.status == FAIL:
                     break
     report.seconds = time.perf_counter() - start
     return report
@@ -262,7 +262,7 @@ def _in_workers(cases: Sequence[Case], options: RunOptions,
         case_report = merged[i][0]
         if progress is not None and case_report is not None:
             progress(case_report)
-        return not (options.fail_fast and case_report is not None and case_report.status == "fail")
+        return not (options.fail_fast and case_report is not None and case_report.status == FAIL)
 
     def stop_at(unit_index: int) -> int:  # -x: no part of a later case starts
         return spans[owner[unit_index]][1]

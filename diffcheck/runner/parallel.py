@@ -41,7 +41,7 @@ from multiprocessing.connection import Connection, wait
 from typing import Callable, Sequence
 
 from ..case import Case
-from ..results import ERROR, CaseReport, Result
+from ..results import CASE_CHECK, ERROR, CaseReport, Result
 
 GRACE = 2.0                      # seconds past a case's timeout before its worker is killed
 DEFAULT_MEMORY = 4 << 30
@@ -278,7 +278,7 @@ def _product(shape) -> int:
 
 def _error(case: Case, message: str) -> Outcome:
     report = CaseReport(name=case.name, file=case.file, description=case.description, expr=case.expr)
-    report.results.append(Result(case=case.name, file=case.file, check="case", mode=None, dtype=None,
+    report.results.append(Result(case=case.name, file=case.file, check=CASE_CHECK, mode=None, dtype=None,
                                  status=ERROR, message=message))
     return report, None, None
 
