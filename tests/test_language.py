@@ -90,7 +90,7 @@ def test_comparison_inside_where():
 
 def test_calls_with_dim_keyword():
     node = parse("softmax(M, dim=0)")
-    assert node == Call(0, "softmax", (Name(8, "M"),), 0)
+    assert node == Call(0, "softmax", (Name(8, "M"),), 0, (("dim", 0),))
     assert parse("sum(M, dim=-1)").dim == -1
     assert math_of("softmax(M, dim=0)").shape == (2, 3)
     assert math_of("sum(M, dim=0)").shape == (3,)

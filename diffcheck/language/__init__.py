@@ -23,7 +23,7 @@ import sympy as sp
 import torch
 
 from ..errors import ExpressionError
-from .library import CONSTANTS, LIBRARY, MAX_EXACT_DIGITS, Arr, arr
+from .library import CONSTANTS, LIBRARY, MAX_EXACT_DIGITS, Arr, Opt, arr
 
 MAX_LENGTH = 20_000      # characters in one expression
 MAX_DEPTH = 200          # nesting of the tree (a chain a + b + c + ... counts one per term)
@@ -72,6 +72,10 @@ class Call(Node):
     func: str
     args: tuple[Node, ...]
     dim: int | None = None
+    #: the options given (keyword, or positional after the tensor arguments), in the order
+    #: given: (name, value), the value an int, a Fraction, a bool, a str, None, a tuple of
+    #: ints, or a Node for an option that is itself an expression (weight=w)
+    options: tuple[tuple[str, Any], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -183,27 +187,90 @@ class _Converter:
         func = LIBRARY.get(name)
         if func is None:
             raise ExpressionError(f"unknown function {name!r}", pos, _suggest(name, LIBRARY))
-        dim = None
+        for kw in node.keywords:
+            if kw.arg is None:
+                raise ExpressionError("'**' arguments are not part of the case language", self.pos(kw))
+        opts = {o.name: o for o in func.opts}
+        lo, hi = func.nargs
+        positional_opts = [o for o in func.opts if o.positional]
+        if not lo <= len(node.args) <= hi + len(positional_opts):
+            want = str(lo) if lo == hi else f"{lo} to {hi}"
+            more = f" (then {', '.join(o.name for o in positional_opts)})" if positional_opts else ""
+            raise ExpressionError(f"{name}() takes {want} argument(s){more}, got {len(node.args)}", pos,
+                                  f"the signature is {func.signature()}" if func.opts else None)
+        given: dict[str, Any] = {}
+        for o, a in zip(positional_opts, node.args[hi:]):
+            given[o.name] = self.option(name, o, a, depth)
         for kw in node.keywords:
             kpos = self.pos(kw)
-            if kw.arg is None:
-                raise ExpressionError("'**' arguments are not part of the case language", kpos)
-            if kw.arg != "dim" or not func.dim:
-                raise ExpressionError(f"{name}() takes no keyword {kw.arg!r}"
-                                      + ("; only dim= is allowed" if func.dim else ""), kpos)
-            dim = self.integer(kw.value, "dim")
-        lo, hi = func.nargs
-        if not lo <= len(node.args) <= hi:
-            want = str(lo) if lo == hi else f"{lo} to {hi}"
-            raise ExpressionError(f"{name}() takes {want} argument(s), got {len(node.args)}", pos)
+            o = opts.get(kw.arg)
+            if o is None:
+                if list(opts) == ["dim"]:
+                    more = "; only dim= is allowed"
+                elif opts:
+                    more = "; its keywords are " + ", ".join(f"{k}=" for k in opts)
+                else:
+                    more = ""
+                raise ExpressionError(f"{name}() takes no keyword {kw.arg!r}{more}", kpos,
+                                      _suggest(kw.arg, opts) or f"the signature is {func.signature()}")
+            if o.name in given:
+                raise ExpressionError(f"{name}() got {o.name} twice", kpos)
+            given[o.name] = self.option(name, o, kw.value, depth)
         args = tuple(self.convert(a, depth + 1, in_where=(name == "where" and i == 0))
-                     for i, a in enumerate(node.args))
+                     for i, a in enumerate(node.args[:hi]))
         if name == "where" and not isinstance(args[0], Compare):
             raise ExpressionError("where() needs a comparison as its first argument", args[0].pos)
         for i in func.number_args:
-            if not _is_number(args[i]):
+            if i < len(args) and not _is_number(args[i]):
                 raise ExpressionError(f"argument {i + 1} of {name}() must be a number", args[i].pos)
-        return Call(pos, name, args, dim)
+        dim = given.get("dim") if isinstance(given.get("dim"), int) else None
+        return Call(pos, name, args, dim, tuple(given.items()))
+
+    def option(self, func: str, o: Opt, node: ast.AST, depth: int) -> Any:
+        """The value of option ``o`` of ``func``, read from its text by the option's kind."""
+        pos = self.pos(node)
+        what = f"{func}() option {o.name}="
+        if isinstance(node, ast.Constant) and node.value is None:
+            if o.default is None or o.nullable:
+                return None
+            raise ExpressionError(f"{what} cannot be None", pos)
+        if o.kind == "tensor":
+            return self.convert(node, depth + 1)
+        if o.kind == "bool":
+            if isinstance(node, ast.Constant) and isinstance(node.value, bool):
+                return node.value
+            raise ExpressionError(f"{what} must be True or False", pos)
+        if isinstance(node, ast.Constant) and isinstance(node.value, str):
+            if o.choices and node.value in o.choices:
+                return node.value
+            if o.choices:
+                raise ExpressionError(f"{what} must be one of " + ", ".join(repr(c) for c in o.choices)
+                                      + f", not {node.value!r}", pos, _suggest(node.value, o.choices))
+            raise ExpressionError(f"{what} must be {o.describe()}, not a string", pos)
+        if o.kind == "choice":
+            raise ExpressionError(f"{what} must be one of " + ", ".join(repr(c) for c in o.choices), pos)
+        if o.kind == "int":
+            return self.integer(node, o.name)
+        if o.kind == "ints":
+            if isinstance(node, (ast.Tuple, ast.List)):
+                if not node.elts or len(node.elts) > 8:
+                    raise ExpressionError(f"{what} takes 1 to 8 whole numbers", pos)
+                return tuple(self.integer(e, o.name) for e in node.elts)
+            return self.integer(node, o.name)
+        # a number (or infinity, where the option allows it)
+        sign, inner = 1, node
+        if isinstance(inner, ast.UnaryOp) and isinstance(inner.op, (ast.USub, ast.UAdd)):
+            sign, inner = (-1 if isinstance(inner.op, ast.USub) else 1), inner.operand
+        if isinstance(inner, ast.Name) and inner.id == "inf" and o.inf:
+            return float("inf") * sign
+        if isinstance(inner, ast.Constant) and isinstance(inner.value, (int, float)) \
+                and not isinstance(inner.value, bool):
+            num = self.number(inner, pos)
+            value = num.value * sign
+            if o.kind == "number" and o.low is not None and value < o.low:
+                raise ExpressionError(f"{what} must be at least {o.low}", pos)
+            return int(value) if num.is_int else value
+        raise ExpressionError(f"{what} must be {o.describe()}", pos)
 
     def integer(self, node: ast.AST, what: str) -> int:
         sign = 1
@@ -265,7 +332,7 @@ def _children(node: Node) -> tuple[Node, ...]:
     if isinstance(node, (BinOp, Compare)):
         return (node.left, node.right)
     if isinstance(node, Call):
-        return node.args
+        return node.args + tuple(v for _, v in node.options if isinstance(v, Node))
     if isinstance(node, Index):
         return (node.base,)
     return ()
@@ -318,7 +385,9 @@ def _math(node: Node, env: Mapping[str, Arr]) -> Arr:
     if isinstance(node, Call):
         func = LIBRARY[node.func]
         args = [_math(a, env) for a in node.args]
-        kwargs = {"dim": node.dim} if node.dim is not None else {}
+        kwargs = {k: _math_option(v, env) for k, v in node.options}
+        if node.dim is not None and not node.options:
+            kwargs["dim"] = node.dim
         try:
             return arr(func.math(*args, **kwargs))
         except ExpressionError as err:
@@ -335,6 +404,15 @@ def _math(node: Node, env: Mapping[str, Arr]) -> Arr:
         except IndexError as err:
             raise ExpressionError(f"index out of range: {err}", node.pos) from None
     raise ExpressionError(f"cannot read {type(node).__name__}", node.pos)
+
+
+def _math_option(value: Any, env: Mapping[str, Arr]) -> Any:
+    """An option's math meaning: an expression is read, a decimal stays exact."""
+    if isinstance(value, Node):
+        return _math(value, env)
+    if isinstance(value, Fraction):
+        return sp.Rational(value.numerator, value.denominator)
+    return value
 
 
 def _check_bounds(index: tuple, shape: tuple) -> None:
@@ -427,12 +505,17 @@ def to_torch(node: Node) -> TorchFn:
     if isinstance(node, Call):
         func = LIBRARY[node.func]
         args = [to_torch(a) for a in node.args]
-        kwargs = {"dim": node.dim} if node.dim is not None else {}
+        kwargs = {k: float(v) if isinstance(v, Fraction) else v for k, v in node.options
+                  if not isinstance(v, Node)}
+        if node.dim is not None and not node.options:
+            kwargs["dim"] = node.dim
+        tensor_kwargs = {k: to_torch(v) for k, v in node.options if isinstance(v, Node)}
         numbers = set(func.number_args)
 
         def call(env):
             values = [a(env) if i in numbers else _tensorize(a(env), env) for i, a in enumerate(args)]
-            return func.torch(*values, **kwargs)
+            more = {k: _tensorize(fn(env), env) for k, fn in tensor_kwargs.items()}
+            return func.torch(*values, **kwargs, **more)
         return call
     if isinstance(node, Index):
         base, index = to_torch(node.base), node.index

@@ -220,12 +220,30 @@ def _pair(fn):
     return apply
 
 
-def _torch_sum(x, dim=None):
-    return torch.sum(x) if dim is None else torch.sum(x, dim=dim)
+def _torch_sum(x, dim=None, keepdim=False):
+    return torch.sum(x) if dim is None else torch.sum(x, dim=dim, keepdim=keepdim)
 
 
-def _torch_mean(x, dim=None):
-    return torch.mean(x) if dim is None else torch.mean(x, dim=dim)
+def _torch_mean(x, dim=None, keepdim=False):
+    return torch.mean(x) if dim is None else torch.mean(x, dim=dim, keepdim=keepdim)
+
+
+def _math_sum_k(a: Arr, dim=None, keepdim: bool = False) -> Arr:
+    from .reductions import reduce
+    return reduce(a, dim, keepdim, lambda xs: sp.Add(*xs), "sum")
+
+
+def _math_mean_k(a: Arr, dim=None, keepdim: bool = False) -> Arr:
+    from .reductions import reduce
+    return reduce(a, dim, keepdim, lambda xs: sp.Add(*xs) / len(xs), "mean")
+
+
+def _math_logsumexp_k(a: Arr, dim: int = -1, keepdim: bool = False) -> Arr:
+    from .reductions import _logsumexp, reduce
+    _need_ndim("logsumexp", a, (1, 2, 3))
+    return reduce(a, dim, keepdim, _logsumexp, "logsumexp")
+
+
 
 
 def _torch_step(x):
@@ -244,6 +262,33 @@ def _torch_cross_entropy(logits, target):
 
 
 @dataclass(frozen=True)
+class Opt:
+    """An option of a library function, spelled as torch spells it.
+
+    ``kind``: ``int``, ``ints`` (a whole number or a tuple/list of them), ``number``, ``bool``,
+    ``choice`` (a string from ``choices``), ``tensor`` (an expression of the case, e.g. a
+    constant's name), ``number_or_choice`` (a number or a string from ``choices``, e.g. a
+    norm's ``p``). Both meanings receive it under ``name``; an option not given is not passed,
+    so both meanings use their own default (``default`` documents torch's)."""
+
+    name: str
+    kind: str
+    default: Any = None
+    choices: tuple[str, ...] = ()
+    positional: bool = False   # may follow the tensor arguments positionally (in table order)
+    inf: bool = False          # a number option that takes ``inf`` / ``-inf``
+    low: Any = None            # a number option's smallest value
+    nullable: bool = False     # ``None`` is accepted (it always is when the default is None)
+
+    def describe(self) -> str:
+        if self.kind == "number_or_choice":
+            return "a number" + (" or inf" if self.inf else "") + " or one of " + ", ".join(map(repr, self.choices))
+        return {"int": "a whole number", "ints": "a whole number or a tuple of them",
+                "number": "a number" + (" or inf" if self.inf else ""), "bool": "True or False",
+                "tensor": "an expression"}.get(self.kind, self.kind)
+
+
+@dataclass(frozen=True)
 class Func:
     """A library function: its math meaning on object arrays and its torch meaning."""
 
@@ -251,13 +296,40 @@ class Func:
     math: Callable[..., Arr]
     torch: Callable[..., Any]
     nargs: tuple[int, int] = (1, 1)
-    dim: bool = False            # accepts ``dim=``
+    dim: bool = False            # accepts ``dim=`` (a whole number)
     number_args: tuple[int, ...] = ()  # positions that must be plain numbers (e.g. a slope)
     doc: str = ""
+    options: tuple[Opt, ...] = ()  # keyword options (``dim`` is implied by ``dim=True``)
+    #: the torch callables the torch meaning calls, dotted as a case's `torch:` key spells them
+    torch_names: tuple[str, ...] = ()
+    #: dtypes torch supports for it (on CPU), for its control and the docs; () = all four
+    dtypes: tuple[str, ...] = ()
+    #: its kinks, singular points and thresholds, in words (the docs and the controls)
+    special: str = ""
+    family: str = ""
+
+    @property
+    def opts(self) -> tuple[Opt, ...]:
+        if self.dim and not any(o.name == "dim" for o in self.options):
+            return (Opt("dim", "int", -1),) + self.options
+        return self.options
+
+    def signature(self) -> str:
+        args = ["x", "y", "z", "w"][: self.nargs[1]] if self.nargs[1] <= 4 else [f"a{i}" for i in range(self.nargs[1])]
+        parts = args[:]
+        for o in self.opts:
+            default = repr(o.default)
+            parts.append(f"{o.name}={default}")
+        return f"{self.name}({', '.join(parts)})"
 
 
 def _elem(name: str, sym: Callable, tfn: Callable, doc: str = "") -> Func:
     return Func(name, elementwise(sym), tfn, doc=doc or f"{name}(x), elementwise")
+
+
+#: sum, mean: dim (a whole number or a tuple) and keepdim, positional or keyword, as in torch
+_DIMS = Opt("dim", "ints", None, positional=True)
+_KEEP = Opt("keepdim", "bool", False, positional=True)
 
 
 LIBRARY: dict[str, Func] = {f.name: f for f in [
@@ -288,8 +360,8 @@ LIBRARY: dict[str, Func] = {f.name: f for f in [
         lambda x, s: F.leaky_relu(x, float(s)), (2, 2), number_args=(1,),
         doc="x if x>0 else slope·x"),
     # vectors
-    Func("sum", lambda a, dim=None: _reduce_sum(a, dim), _torch_sum, dim=True),
-    Func("mean", _math_mean, _torch_mean, dim=True),
+    Func("sum", _math_sum_k, _torch_sum, options=(_DIMS, _KEEP), torch_names=("torch.sum",)),
+    Func("mean", _math_mean_k, _torch_mean, options=(_DIMS, _KEEP), torch_names=("torch.mean",)),
     Func("dot", _math_dot, torch.dot, (2, 2)),
     Func("outer", _math_outer, torch.outer, (2, 2)),
     Func("diag", _math_diag, torch.diag),
@@ -300,7 +372,8 @@ LIBRARY: dict[str, Func] = {f.name: f for f in [
     # probability
     Func("softmax", _math_softmax, lambda x, dim=-1: torch.softmax(x, dim=dim), dim=True),
     Func("log_softmax", _math_log_softmax, lambda x, dim=-1: torch.log_softmax(x, dim=dim), dim=True),
-    Func("logsumexp", _math_logsumexp, lambda x, dim=-1: torch.logsumexp(x, dim=dim), dim=True),
+    Func("logsumexp", _math_logsumexp_k, lambda x, dim=-1, keepdim=False: torch.logsumexp(x, dim=dim, keepdim=keepdim),
+         options=(Opt("dim", "ints", -1, positional=True), _KEEP), torch_names=("torch.logsumexp",)),
     # losses
     Func("mse", _math_mse, F.mse_loss, (2, 2), doc="mean((a-b)^2)"),
     Func("sse", _math_sse, lambda a, b: F.mse_loss(a, b, reduction="sum"), (2, 2), doc="sum((a-b)^2)"),
@@ -309,3 +382,11 @@ LIBRARY: dict[str, Func] = {f.name: f for f in [
 
 #: named constants of the case language: (math meaning, torch meaning)
 CONSTANTS: dict[str, tuple[sp.Expr, float]] = {"pi": (sp.pi, math.pi), "E": (sp.E, math.e)}
+
+
+# --- the other families, each in its own module (rows with both meanings side by side) --------
+# imported last: they build on the helpers above
+from . import reductions as _reductions  # noqa: E402
+
+for _f in _reductions.ROWS:
+    LIBRARY[_f.name] = _f
