@@ -14,6 +14,7 @@ import sys
 import time
 import traceback
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Callable, Iterator
 
 import click
@@ -24,6 +25,7 @@ from . import __version__
 
 from . import runner
 from .case import DTYPES
+from .errors import MissingDependency
 from .runner.keyword import KeywordError, compile_keyword
 from .report.console import render_console
 from .report.jsonout import write_json
@@ -131,15 +133,48 @@ def _crash_report(cases: list[CaseReport], seed: int | None, started: float) -> 
     )
 
 
+def _print_version(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    """``--version``: diffcheck's and every version a bug report needs, one per line."""
+    if not value or ctx.resilient_parsing:
+        return
+    from .environment import versions
+
+    found = versions(optional_backends=True)
+    click.echo(f"diffcheck {found.pop('diffcheck')}")
+    for name, version in found.items():
+        click.echo(f"  {name} {version or 'not installed'}")
+    ctx.exit(0)
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, "--version", prog_name="diffcheck")
+@click.option("--version", is_flag=True, expose_value=False, is_eager=True, callback=_print_version,
+              help="Show the versions of diffcheck, torch, SymPy, Python and the optional backends.")
 def main() -> None:
     """Check PyTorch autograd against exact SymPy derivatives, case by case."""
+    from .environment import quiet_torch_warnings
+
+    quiet_torch_warnings()
+
+
+def _with_examples(paths: tuple[str, ...], examples: bool) -> list[str]:
+    """PATH... and, with ``--examples``, the example cases shipped with diffcheck."""
+    if examples:
+        from .environment import examples_dir
+
+        try:
+            paths = (*paths, str(examples_dir()))
+        except MissingDependency as err:
+            raise click.ClickException(str(err)) from None
+    if not paths:
+        raise click.UsageError("give a PATH of case files or folders, or --examples for the "
+                               "example cases shipped with diffcheck")
+    return list(paths)
 
 
 @main.command()
-@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True),
-                metavar="PATH...")
+@click.argument("paths", nargs=-1, type=click.Path(exists=True), metavar="PATH...")
+@click.option("--examples", is_flag=True,
+              help="Also check the example cases shipped with diffcheck (see `diffcheck init`).")
 @click.option("-k", "keyword", metavar="EXPR", callback=_check_keyword,
               help="Only cases whose name matches EXPR, e.g. 'softmax and not log'.")
 @click.option("--dtype", "dtypes", multiple=True, type=click.Choice(DTYPES),
@@ -161,12 +196,13 @@ def main() -> None:
                    "limit; auto: one per CPU (at most 8), 1: all in this process.")
 @click.option("--no-cache", is_flag=True, help="Recompute exact derivatives; ignore the cache.")
 @click.pass_context
-def run(ctx: click.Context, paths: tuple[str, ...], keyword: str | None,
+def run(ctx: click.Context, paths: tuple[str, ...] | list[str], examples: bool, keyword: str | None,
         dtypes: tuple[str, ...], seed: int | None, report_dir: str | None,
         json_file: str | None, fail_fast: bool, verbose: int, quiet: int, device: str,
         search: bool, jobs: int | str, no_cache: bool) -> None:
     """Check the cases in PATH... (YAML files, or folders searched for them)."""
     verbosity = max(-1, verbose - quiet)
+    paths = _with_examples(paths, examples)
     if jobs == "auto":
         jobs = auto_jobs(device)
     options = runner.RunOptions(
@@ -185,7 +221,7 @@ def run(ctx: click.Context, paths: tuple[str, ...], keyword: str | None,
             progress.set_total = tick.set_total  # type: ignore[attr-defined]
 
         try:
-            report = runner.run(list(paths), options, progress)
+            report = runner.run(paths, options, progress)
         except Exception:  # an internal error still reports what was produced, exit 3
             report = _crash_report(finished, seed, started)
 
@@ -234,14 +270,14 @@ def entry() -> None:
 
 
 @main.command("list")
-@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True),
-                metavar="PATH...")
+@click.argument("paths", nargs=-1, type=click.Path(exists=True), metavar="PATH...")
+@click.option("--examples", is_flag=True, help="Also list the example cases shipped with diffcheck.")
 @click.option("-k", "keyword", metavar="EXPR", callback=_check_keyword,
               help="Only cases whose name matches EXPR.")
 @click.pass_context
-def list_(ctx: click.Context, paths: tuple[str, ...], keyword: str | None) -> None:
+def list_(ctx: click.Context, paths: tuple[str, ...], examples: bool, keyword: str | None) -> None:
     """List the cases in PATH... without checking them."""
-    cases, errors = runner.list_cases(list(paths), keyword)
+    cases, errors = runner.list_cases(_with_examples(paths, examples), keyword)
     for case in cases:
         click.echo(f"{case.location.file}:{case.location.line} {case.name} — {case.expr}")
     for error in errors:
@@ -249,3 +285,28 @@ def list_(ctx: click.Context, paths: tuple[str, ...], keyword: str | None) -> No
     # The exit code has one home, RunReport.exit_code: 2 invalid files, 5 none found.
     listed = RunReport(cases=[CaseReport(c.name, c.file) for c in cases], errors=list(errors))
     ctx.exit(listed.exit_code)
+
+
+@main.command()
+@click.argument("directory", type=click.Path(file_okay=False), metavar="DIR")
+@click.option("--force", is_flag=True, help="Overwrite case files that are already there.")
+def init(directory: str, force: bool) -> None:
+    """Write the example cases shipped with diffcheck into DIR, to run and to edit."""
+    from .environment import example_files, examples_dir
+
+    try:
+        source, target = examples_dir(), Path(directory)
+    except MissingDependency as err:
+        raise click.ClickException(str(err)) from None
+    names = example_files()
+    clashes = [n for n in names if (target / n).exists()]
+    if clashes and not force:
+        raise click.ClickException(
+            f"{len(clashes)} of the example files are already in {directory} "
+            f"({', '.join(map(str, clashes[:3]))}{', …' if len(clashes) > 3 else ''}); "
+            "pass --force to overwrite them")
+    for name in names:
+        (target / name).parent.mkdir(parents=True, exist_ok=True)
+        (target / name).write_bytes((source / name).read_bytes())
+    click.echo(f"wrote {len(names)} case files to {directory}; run them with: "
+               f"diffcheck run {directory}")

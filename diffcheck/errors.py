@@ -91,5 +91,10 @@ class CaseTimeout(BaseException):
     with no limit at all (2.2 s for a case with a 1 s limit)."""
 
 
+class MissingDependency(DiffcheckError):
+    """An optional dependency that a requested feature needs is not installed. The message
+    names the extra that installs it (``pip install 'diffcheck[plots]'``)."""
+
+
 class TorchUnavailableError(DiffcheckError):
     """A device (``--device cuda``) was asked for that this machine does not have."""

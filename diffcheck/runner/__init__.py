@@ -9,7 +9,6 @@ internal error for that case, and the run goes on.
 from __future__ import annotations
 
 import os
-import platform
 import signal
 import threading
 import time
@@ -18,11 +17,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
-from .. import __version__
 
 from ..symbolic import cache
 from ..case import Case
 from ..pipeline import CheckOptions, case_parts, check_case, check_part, finish_case, prepare
+from ..environment import versions
 from ..errors import CaseFileError, CaseTimeout
 from .keyword import matches
 from ..loader import load_paths
@@ -44,13 +43,6 @@ class RunOptions:
     def check_options(self) -> CheckOptions:
         return CheckOptions(dtypes=self.dtypes, seed=self.seed, device=self.device, verbose=self.verbose,
                             search=self.search)
-
-
-def versions() -> dict[str, str]:
-    import sympy
-    import torch
-    return {"diffcheck": __version__, "torch": torch.__version__, "sympy": sympy.__version__,
-            "python": platform.python_version()}
 
 
 def list_cases(paths: Sequence[str], keyword: str | None = None) -> tuple[list[Case], list[CaseFileError]]:
