@@ -246,7 +246,8 @@ def test_an_unknown_device_is_a_usage_error(fake_runner, case_file):
 def test_version():
     out = invoke("--version")
     assert out.exit_code == 0
-    assert out.stdout.startswith("diffcheck, version ")
+    assert out.stdout.startswith("diffcheck 0.")
+    assert "\n  torch " in out.stdout and "\n  sympy " in out.stdout
 
 
 # --- output files -------------------------------------------------------------------------

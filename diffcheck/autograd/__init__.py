@@ -312,7 +312,8 @@ class Torchside:
         if m == 1:
             grads = torch.autograd.grad(flat.sum(), leaves, allow_unused=True, create_graph=create_graph)
             return join(grads, ()).reshape(p, 1, -1)
-        basis = torch.eye(m, dtype=flat.dtype, device=flat.device)[:, None, :].expand(m, p, m)
+        # built in float32 and cast: older torch (2.2) has no bfloat16 kernel for eye
+        basis = torch.eye(m, device=flat.device).to(flat.dtype)[:, None, :].expand(m, p, m)
         try:
             grads = torch.autograd.grad(flat, leaves, basis, is_grads_batched=True, allow_unused=True,
                                         retain_graph=True, create_graph=create_graph)
