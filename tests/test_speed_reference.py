@@ -1,6 +1,6 @@
 """The fast reference keeps the exact one's guarantee.
 
-The fast path (:mod:`diffcheck.reference.fast`: vectorized extended precision with error bounds, a
+The fast path (:mod:`diffcheck.reference`: vectorized extended precision with error bounds, a
 log-domain pass, mpmath for the rest) is held to the exact mpmath evaluation: within one
 float64 ulp, the same kinds (finite, ±inf, undefined), at random points and at the hard
 ones — logits of ±1000, σ′(−800), tanh′ where 1 − tanh² cancels completely, every extreme
@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from diffcheck.symbolic import derive
 from diffcheck.compare import FINITE, NEG_INF, POS_INF, UNDEFINED
 from diffcheck.symbolic.dag import ExprList, from_sympy
-from diffcheck.reference.fast import _as_mp, classify
+from diffcheck.reference.mp import as_mp, classify
 from diffcheck.reference import MODULES, Evaluator, MpmathEvaluator
 
 x, y, z = sp.symbols("x y z", real=True)
@@ -63,7 +63,7 @@ def deep_oracle(exprs, symbols, points, dps: int = 600):
             args = [mpmath.mpf(float(v)) for v in row]
             for j, fn in enumerate(fns):
                 try:
-                    value = _as_mp(fn(*args))
+                    value = as_mp(fn(*args))
                 except (ZeroDivisionError, ValueError, OverflowError, TypeError):
                     value = None
                 values[i, j], kinds[i, j] = classify(value)

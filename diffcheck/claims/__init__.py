@@ -42,7 +42,7 @@ from ..case import Case, Check
 from ..errors import CaseFileError, ExpressionError
 from ..language import parse, to_math
 from ..points import torch_dtype
-from ..reference import MODULES
+from ..reference.mp import MODULES
 from ..results import ERROR, FAIL, PASS, UNSET, ClaimRow, DescentStep, Details, Result, Status
 from ..symbolic import CompiledCase, _placed
 

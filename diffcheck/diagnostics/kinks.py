@@ -26,7 +26,7 @@ import mpmath
 import numpy as np
 import sympy as sp
 
-from ..reference import _MODULES, _as_mp
+from ..reference.mp import MODULES, as_mp
 from ..symbolic import CompiledCase
 
 STEP = mpmath.mpf("1e-60")   # distance from the kink for the one-sided limits
@@ -112,7 +112,7 @@ class SidedEvaluator:
     """Evaluate expressions in high precision with the moving symbols shifted by ±STEP."""
 
     def __init__(self, exprs: Sequence[sp.Expr], symbols: Sequence[sp.Symbol]):
-        self.fn = sp.lambdify(list(symbols), list(exprs), modules=_MODULES, cse=True)
+        self.fn = sp.lambdify(list(symbols), list(exprs), modules=MODULES, cse=True)
         self.n = len(exprs)
 
     def at(self, row: np.ndarray, moving: Sequence[int], shift) -> list:
@@ -121,7 +121,7 @@ class SidedEvaluator:
             for i in moving:
                 args[i] = args[i] + shift
             try:
-                return [_as_mp(v) for v in self.fn(*args)]
+                return [as_mp(v) for v in self.fn(*args)]
             except (ZeroDivisionError, ValueError, OverflowError, TypeError):
                 return [None] * self.n
 

@@ -7,11 +7,11 @@ nodes in topological order (children first), each an operation with child node i
 one output node per entry. Identical subexpressions are one node (hash-consing).
 
 Programs are built from SymPy or SymEngine expressions, are what the fast reference
-(:mod:`diffcheck.fastref`) evaluates, pickle small (the derivation cache stores them), and
+(:mod:`diffcheck.reference`) evaluates, pickle small (the derivation cache stores them), and
 give back the SymPy expression of any entry on demand (:class:`ExprList`), so reports and
 claims still see ordinary SymPy expressions.
 
-Everything a node can mean is listed in ``OPS``; any other SymPy object becomes a
+Everything a node can mean is a row of the op table (:mod:`.ops`); any other SymPy object becomes a
 ``foreign`` node that keeps the SymPy expression itself, so a Program never loses meaning.
 """
 
@@ -23,28 +23,17 @@ from typing import Any, Iterable
 
 import sympy as sp
 
-# operation -> the SymPy class it rebuilds to (None: handled specially)
-FUNCS = {
-    "exp": sp.exp, "log": sp.log, "sin": sp.sin, "cos": sp.cos, "tan": sp.tan,
-    "sinh": sp.sinh, "cosh": sp.cosh, "tanh": sp.tanh, "asinh": sp.asinh, "atan": sp.atan,
-    "erf": sp.erf, "abs": sp.Abs, "sign": sp.sign,
-}
-RELATIONS = {"gt": sp.StrictGreaterThan, "ge": sp.GreaterThan, "lt": sp.StrictLessThan,
-             "le": sp.LessThan, "eq": sp.Equality, "ne": sp.Unequality}
-OPS = ({"sym", "num", "float", "const", "special", "bool", "add", "mul", "pow", "heaviside",
-        "dirac", "max", "min", "piecewise", "and", "or", "not", "foreign"}
-       | set(FUNCS) | set(RELATIONS))
+from .ops import FUNCS, OPS, RELATIONS, SYMENGINE_NAMES, SYMENGINE_RELATIONS
+
+
 
 _SYMPY_FUNCS = {cls: name for name, cls in FUNCS.items()}
 _SYMPY_RELATIONS = {cls: name for name, cls in RELATIONS.items()}
 _SYMPY_SPECIAL = {sp.oo: "oo", -sp.oo: "-oo", sp.zoo: "zoo", sp.nan: "nan"}
 _SPECIAL_SYMPY = {v: k for k, v in _SYMPY_SPECIAL.items()}
 
-_SE_FUNCS = {"log": "log", "sin": "sin", "cos": "cos", "tan": "tan", "sinh": "sinh",
-             "cosh": "cosh", "tanh": "tanh", "asinh": "asinh", "atan": "atan", "erf": "erf",
-             "Abs": "abs", "sign": "sign", "Max": "max", "Min": "min", "Add": "add", "Mul": "mul",
-             "Piecewise": "piecewise", "And": "and", "Or": "or", "Not": "not"}
-_SE_RELATIONS = {"StrictLessThan": "lt", "LessThan": "le", "Equality": "eq", "Unequality": "ne"}
+_SE_FUNCS = SYMENGINE_NAMES
+_SE_RELATIONS = SYMENGINE_RELATIONS
 _SE_SPECIAL = {"Infinity": "oo", "NegativeInfinity": "-oo", "ComplexInfinity": "zoo", "NaN": "nan"}
 
 
@@ -269,7 +258,7 @@ def from_sympy(exprs: Iterable[sp.Basic], symbols: Sequence[sp.Symbol]) -> Progr
             return b.node("pow", kids)
         cls = type(e)
         if cls in _SYMPY_FUNCS:
-            if len(kids) != 1:
+            if len(kids) != OPS[_SYMPY_FUNCS[cls]].arity:
                 return _foreign(b, e, column)
             return b.node(_SYMPY_FUNCS[cls], kids)
         if cls in _SYMPY_RELATIONS:

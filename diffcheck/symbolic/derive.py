@@ -29,10 +29,8 @@ from sympy.core.function import ArgumentIndexError, Function
 from sympy.functions.elementary.miscellaneous import MinMaxBase
 
 from .dag import ExprList, from_symengine, from_sympy
+from .ops import SYMENGINE_FUNCTIONS  # the op table's ops SymEngine derives like SymPy
 
-#: SymPy functions whose SymEngine derivative is the same as SymPy's
-SYMENGINE_FUNCTIONS = frozenset({sp.exp, sp.log, sp.sin, sp.cos, sp.tan, sp.sinh, sp.cosh, sp.tanh,
-                                 sp.asinh, sp.atan, sp.erf})
 
 try:
     import symengine as _se
