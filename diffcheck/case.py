@@ -9,7 +9,7 @@ a ``Case`` and never looks at YAML again. Expressions stay text here: they are p
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from .errors import Location
 
@@ -56,7 +56,8 @@ class Case:
     """One validated case. ``positions`` maps a key path to where its value starts in the
     file: ``"expr"``, ``"torch"``, ``"let.NAME"``, ``"points.3"``, ``"expect.values.0"``…
     ``tolerance`` maps a dtype name, or ``"*"`` for all dtypes, to a :class:`Tolerance`.
-    ``expect`` keeps the validated claim mapping as plain data (see the contract)."""
+    ``expect`` keeps the validated claim mapping as plain data (see the contract).
+    ``function``, set only by the Python API, replaces the ``torch`` key."""
 
     name: str
     file: str
@@ -79,6 +80,10 @@ class Case:
     xfail: str | None = None
     timeout: float = DEFAULT_TIMEOUT
     positions: Mapping[str, Location] = field(default_factory=dict)
+    #: the implementation under test as a Python function of the environment (name ->
+    #: tensor), in place of ``torch``. Only the Python API sets it
+    #: (:func:`diffcheck.check_function`); a case file cannot name one.
+    function: Callable[[Mapping[str, Any]], Any] | None = field(default=None, compare=False, repr=False)
 
     def where(self, key: str) -> Location:
         """Where ``key`` (a key path) is in the file, falling back to the case itself."""

@@ -98,3 +98,14 @@ class MissingDependency(DiffcheckError):
 
 class TorchUnavailableError(DiffcheckError):
     """A device (``--device cuda``) was asked for that this machine does not have."""
+
+
+class CheckFailed(DiffcheckError, AssertionError):
+    """A check made through the Python API failed (:func:`diffcheck.assert_function`,
+    ``FunctionReport.raise_for_failures``). ``str(err)`` is the console's failure report;
+    ``err.report`` is the :class:`~diffcheck.api.FunctionReport`. An AssertionError, so
+    that pytest shows it as a failed assertion."""
+
+    def __init__(self, message: str, report=None):
+        super().__init__(message)
+        self.report = report

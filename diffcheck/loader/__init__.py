@@ -47,7 +47,7 @@ from ..case import (
 )
 from ..errors import CaseFileError, Location
 
-__all__ = ["discover", "load_file", "load_paths", "load_text", "WrittenFloat", "MAX_BYTES", "MAX_DEPTH"]
+__all__ = ["discover", "load_file", "load_mapping", "load_paths", "load_text", "WrittenFloat", "MAX_BYTES", "MAX_DEPTH"]
 
 MAX_BYTES = 1 << 20  # larger files are refused before parsing
 MAX_DEPTH = 50  # deepest nesting of YAML collections accepted
@@ -1103,6 +1103,51 @@ def _drop_duplicate_names(cases: list[Case], seen: dict[str, Case]) -> tuple[lis
             hint="case names must be unique in a run; rename one of them, the first one is kept",
             case=case.name))
     return kept, errors
+
+
+def load_mapping(data: Any, file: str = "<python>", location: Location | None = None
+                 ) -> tuple[list[Case], list[CaseFileError]]:
+    """The valid cases in ``data``, a case file's contents as plain Python values (what the
+    YAML of a case file reads as: one case, or ``defaults`` and ``cases``), and every problem
+    found. The same validation as :func:`load_text`; every message is placed at
+    ``location`` (default: ``file``), since Python values have no lines of their own. The
+    Python API (:func:`diffcheck.check_function`) builds its case here."""
+    where = location or Location(file)
+    try:
+        value, spot = _spot_tree(data, where)
+        cases, errors = [], []
+        raws, errors = _split_cases(_Document(value, spot, []), file)
+        for raw in raws:
+            case, problems = _validate(raw, file)
+            errors.extend(problems)
+            if case is not None:
+                cases.append(case)
+        cases, duplicates = _drop_duplicate_names(cases, {})
+        return cases, _sorted_unique(errors + duplicates)
+    except CaseFileError as err:
+        return [], [err.at(where)]
+
+
+def _spot_tree(value: Any, where: Location, key: Location | None = None, depth: int = 0) -> tuple[Any, Spot]:
+    """``value`` as the YAML reader gives values (tuples become lists, mapping keys text),
+    with a :class:`Spot` tree whose every place is ``where``."""
+    if depth > MAX_DEPTH:
+        raise CaseFileError(f"the value is nested more than {MAX_DEPTH} levels deep", where)
+    spot = Spot(where, key)
+    if isinstance(value, dict):
+        out = {}
+        for name, item in value.items():
+            out[str(name)], spot.children[str(name)] = _spot_tree(item, where, where, depth + 1)
+        return out, spot
+    if isinstance(value, (list, tuple)):
+        out_list = []
+        for index, item in enumerate(value):
+            item, spot.children[index] = _spot_tree(item, where, None, depth + 1)
+            out_list.append(item)
+        return out_list, spot
+    if isinstance(value, float):
+        spot.text = repr(value)
+    return value, spot
 
 
 def load_paths(paths: Sequence[str | Path]) -> tuple[list[Case], list[CaseFileError]]:

@@ -230,7 +230,9 @@ def compile_case(case: Case) -> CompiledCase:
         torch_let.append((name, to_torch(trees[f"let.{name}"])))
     output = read("expr", case.expr)
 
-    if case.torch is not None:
+    if case.function is not None:  # the Python API's callable (diffcheck.check_function)
+        torch_output = case.function
+    elif case.torch is not None:
         names = set(var_symbols) | set(const_values) | set(let_math)
         try:
             torch_output = compile_torch(case.torch, names, case.imports)
