@@ -19,9 +19,11 @@ import io
 import os
 import re
 import sys
+import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 from .case import Case
 from .errors import CaseFileError, CheckFailed, DiffcheckError, Location
@@ -132,7 +134,7 @@ def check_function(fn: Callable[..., Any], expr: str, variables: Any = "x", *,
         raise _one_error(errors)
     case = cases[0]
     case = replace(case, function=_caller(fn, case))
-    return FunctionReport(case, _run(case, seed))
+    return FunctionReport(case, _run(case))
 
 
 def assert_function(fn: Callable[..., Any], expr: str, variables: Any = "x", **keys: Any) -> FunctionReport:
@@ -141,10 +143,21 @@ def assert_function(fn: Callable[..., Any], expr: str, variables: Any = "x", **k
     return check_function(fn, expr, variables, **keys).raise_for_failures()
 
 
-def _run(case: Case, seed: int | None) -> CaseReport:
+@contextmanager
+def torch_warnings_ignored() -> Iterator[None]:
+    """While a case runs, warnings that torch raises inside its own modules are not shown
+    (``torch.jit.script`` is deprecated, vmap's fallback is slow, …): they are about torch,
+    not about the code under test. A warning torch attributes to the caller (a deprecated
+    torch function that the user's code calls) is still shown."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", module=r"torch(\.|$)")
+        yield
+
+
+def _run(case: Case) -> CaseReport:
     from .runner import RunOptions, run_case
     from .symbolic import cache
-    with cache.use(True):
+    with cache.use(True), torch_warnings_ignored():
         report, error, internal = run_case(case, RunOptions())
     if error is not None:
         raise error

@@ -1,43 +1,128 @@
 """pytest plugin: collect case files as tests.
 
-Enabled by the ``pytest11`` entry point, and off until asked for: ``pytest --diffcheck
-cases/`` collects every ``*.yaml``/``*.yml`` file under the given paths. There is one test
-item per case. It checks it as ``diffcheck run -j 1`` does (:func:`diffcheck.runner.run_case`:
-:func:`diffcheck.check_case` under the case's time and memory limits), and a failure is shown
-the way the console shows it, not as a traceback. A case stopped by its limits fails even
-when it is marked ``xfail``: that is not the failure it expects.
+Enabled by the ``pytest11`` entry point, and off until asked for with ``--diffcheck`` (or
+``addopts = --diffcheck``). Then a YAML file is collected as a case file when
+
+* it was named on the command line, or lies in a folder named there (``pytest --diffcheck
+  cases/``), other than the project's root folder;
+* its name matches one of the ``diffcheck_glob`` patterns (default ``*.diffcheck.yaml``,
+  ``*.diffcheck.yml``, ``diffcheck_*.yaml``, ``diffcheck_*.yml``); or
+* it lies under one of the ``diffcheck_paths`` folders (ini option, relative to the ini file).
+
+Other YAML files (a project's configuration, CI files, data) are never collected.
+
+There is one test item per case, with the node id ``path/to/file.yaml::case-name`` (relative
+to the root folder). It checks the case as ``diffcheck run -j 1`` does
+(:func:`diffcheck.runner.run_case`: :func:`diffcheck.check_case` under the case's time and
+memory limits), and a failure is shown the way the console shows it, not as a traceback; the
+short summary line is the first failure's one-line message. A case stopped by its limits
+fails even when it is marked ``xfail``: that is not the failure it expects. Warnings that
+torch raises inside its own modules while a case runs are not shown (they are torch's, not
+the code under test's). ``--diffcheck-report DIR`` and ``--diffcheck-json FILE`` write the
+Markdown report and the JSON of the cases checked, as ``diffcheck run`` does; under
+pytest-xdist the controller collects every worker's cases and writes them once.
 """
 
 from __future__ import annotations
 
+import base64
+import fnmatch
 import io
+import os
+import pickle
+from pathlib import Path
 
 import pytest
 
 from .errors import CaseFileError
-from .results import RunReport
+from .results import CaseReport, RunReport
+
+DEFAULT_GLOBS = ("*.diffcheck.yaml", "*.diffcheck.yml", "diffcheck_*.yaml", "diffcheck_*.yml")
+SUFFIXES = (".yaml", ".yml")
+_REPORT_ATTRIBUTE = "diffcheck_case"  # a TestReport attribute carrying the CaseReport (xdist-safe)
 
 
 def pytest_addoption(parser):
     group = parser.getgroup("diffcheck")
     group.addoption("--diffcheck", action="store_true", default=False,
-                    help="collect diffcheck case files (*.yaml, *.yml) as tests")
+                    help="collect diffcheck case files as tests: YAML files named on the command line "
+                         "or in folders named there, files matching diffcheck_glob, and files under "
+                         "diffcheck_paths")
     group.addoption("--diffcheck-dtype", action="append", default=[],
                     help="override the dtypes of every case (repeatable)")
+    group.addoption("--diffcheck-report", metavar="DIR", default=None,
+                    help="write a Markdown report of the cases checked to DIR/index.md")
+    group.addoption("--diffcheck-json", metavar="FILE", default=None,
+                    help="write the results of the cases checked as JSON to FILE")
+    parser.addini("diffcheck_paths", type="paths", default=[],
+                  help="folders whose YAML files are all diffcheck case files")
+    parser.addini("diffcheck_glob", type="args", default=list(DEFAULT_GLOBS),
+                  help="file name patterns of diffcheck case files (default: "
+                       + " ".join(DEFAULT_GLOBS) + ")")
+
+
+class _Selection:
+    """Which YAML files are case files (see the module's docstring)."""
+
+    def __init__(self, config):
+        self.globs = tuple(config.getini("diffcheck_glob") or ())
+        self.folders = [Path(p).resolve() for p in config.getini("diffcheck_paths") or ()]
+        self.named: list[Path] = []
+        root = Path(config.rootpath).resolve()
+        if config.args_source == pytest.Config.ArgsSource.ARGS:
+            base = Path(config.invocation_params.dir)
+            for arg in config.args:
+                path = (base / arg.split("::")[0]).resolve()
+                if path.exists() and path != root:
+                    self.named.append(path)
+
+    def wants(self, path: Path) -> bool:
+        if path.suffix.lower() not in SUFFIXES:
+            return False
+        if any(fnmatch.fnmatch(path.name, pattern) for pattern in self.globs):
+            return True
+        resolved = path.resolve()
+        return any(resolved == p or p in resolved.parents for p in (*self.named, *self.folders))
+
+
+def pytest_configure(config):
+    if config.getoption("diffcheck"):
+        config.stash[_SELECTION] = _Selection(config)
+        if config.getoption("diffcheck_report") or config.getoption("diffcheck_json"):
+            config.pluginmanager.register(_Collector(config), "diffcheck-collector")
+
+
+_SELECTION = pytest.StashKey[_Selection]()
 
 
 def pytest_collect_file(parent, file_path):
-    if parent.config.getoption("diffcheck") and file_path.suffix in (".yaml", ".yml"):
+    selection = parent.config.stash.get(_SELECTION, None)
+    if selection is not None and selection.wants(Path(file_path)):
         return CaseFile.from_parent(parent, path=file_path)
     return None
+
+
+def _relative(path: Path, root: Path) -> str:
+    try:
+        return os.path.relpath(path, root)
+    except ValueError:  # another drive
+        return str(path)
 
 
 class CaseFile(pytest.File):
     def collect(self):
         from .loader import load_file
-        cases, errors = load_file(self.path)
+        cases, errors = load_file(self.path, name=_relative(self.path, self.config.rootpath))
+        seen: set[str] = set()
         for err in errors:
-            yield InvalidCase.from_parent(self, name=f"invalid:{err.location}", error=err)
+            loc = err.location
+            name = f"invalid@{loc.line}:{loc.column}" if loc is not None and loc.line > 0 else "invalid"
+            unique, count = name, 1
+            while unique in seen:  # two problems at one place: every item its own id
+                count += 1
+                unique = f"{name}#{count}"
+            seen.add(unique)
+            yield InvalidCase.from_parent(self, name=unique, error=err)
         for case in cases:
             yield CaseItem.from_parent(self, name=case.name, case=case)
 
@@ -50,17 +135,42 @@ class CaseStopped(Exception):
     """A case stopped by its time or memory limit, or by an internal error of diffcheck."""
 
 
+class _Failure:
+    """A failure as pytest shows it: the console's block, and a one-line message (pytest's
+    short summary reads ``reprcrash.message``; ``str()`` starts with it too, for xdist)."""
+
+    def __init__(self, headline: str, body: str):
+        self.headline, self.body = headline, body
+        self.reprcrash = _Crash(headline)
+
+    def toterminal(self, tw) -> None:
+        for line in str(self).splitlines():
+            tw.line(line)
+
+    def __str__(self) -> str:
+        return f"{self.headline}\n\n{self.body}".rstrip("\n")
+
+
+class _Crash:
+    def __init__(self, message: str):
+        self.message = message
+
+
 class CaseItem(pytest.Item):
     def __init__(self, *, case, **kwargs):
         super().__init__(**kwargs)
         self.case = case
+        self.case_report: CaseReport | None = None
         if case.xfail:
             self.add_marker(pytest.mark.xfail(reason=case.xfail, strict=True, raises=CaseFailed))
 
     def runtest(self):
+        from .api import torch_warnings_ignored
         from .runner import RunOptions, run_case
         dtypes = tuple(self.config.getoption("diffcheck_dtype") or ())
-        report, error, internal = run_case(self.case, RunOptions(dtypes=dtypes))
+        with torch_warnings_ignored():
+            report, error, internal = run_case(self.case, RunOptions(dtypes=dtypes))
+        self.case_report = report
         if error is not None:
             raise error
         if internal is not None:
@@ -79,14 +189,29 @@ class CaseItem(pytest.Item):
         from rich.console import Console
 
         from .report.console import render_console
-        run = RunReport(results=case_report.results, cases=[case_report])
+        run = RunReport(results=case_report.results, cases=[case_report], seconds=case_report.seconds)
         out = io.StringIO()
         render_console(run, Console(file=out, width=160, color_system=None), verbosity=-1)
         return out.getvalue()
 
+    def _headline(self) -> str:
+        report = self.case_report
+        results = report.results if report is not None else []
+        failed = [r for r in results if r.failed] or [r for r in results if r.failed_as_expected]
+        if not failed:
+            return f"case {self.case.name} failed"
+        first = failed[0]
+        where = " · ".join(part for part in (first.check, first.mode, first.dtype) if part)
+        status = first.original_status or first.status
+        message = " ".join((first.message or "").split())
+        more = f" (and {len(failed) - 1} more)" if len(failed) > 1 else ""
+        return f"{where}: {status}{more}: {message}" if message else f"{where}: {status}{more}"
+
     def repr_failure(self, excinfo):
-        if isinstance(excinfo.value, (CaseFailed, CaseStopped, CaseFileError)):
+        if isinstance(excinfo.value, CaseFileError):
             return str(excinfo.value)
+        if isinstance(excinfo.value, (CaseFailed, CaseStopped)):
+            return _Failure(self._headline(), str(excinfo.value))
         return super().repr_failure(excinfo)
 
     def reportinfo(self):
@@ -106,4 +231,48 @@ class InvalidCase(pytest.Item):
 
     def reportinfo(self):
         loc = self.error.location
-        return self.path, (loc.line - 1 if loc else 0), "invalid case file"
+        return self.path, (loc.line - 1 if loc and loc.line > 0 else 0), "invalid case file"
+
+
+# --- the case reports, for --diffcheck-report and --diffcheck-json (also under xdist) ------
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    if isinstance(item, CaseItem) and call.when == "call" and item.case_report is not None \
+            and (item.config.getoption("diffcheck_report") or item.config.getoption("diffcheck_json")):
+        blob = pickle.dumps((str(item.path), item.case.location.line, item.case_report),
+                            protocol=pickle.HIGHEST_PROTOCOL)
+        setattr(outcome.get_result(), _REPORT_ATTRIBUTE, base64.b64encode(blob).decode("ascii"))
+
+
+class _Collector:
+    """Keeps the case reports of a session (in the xdist controller: every worker's, as
+    their test reports arrive) and writes them at its end, in file and line order."""
+
+    def __init__(self, config):
+        self.config = config
+        self.cases: dict[str, tuple] = {}
+
+    def pytest_runtest_logreport(self, report):
+        blob = getattr(report, _REPORT_ATTRIBUTE, None)
+        if blob is not None:
+            self.cases[report.nodeid] = pickle.loads(base64.b64decode(blob))
+
+    def pytest_sessionfinish(self, session):
+        if hasattr(self.config, "workerinput"):  # an xdist worker: the controller writes
+            return
+        from .runner import versions
+        run = RunReport(versions=versions())
+        for _, _, case in sorted(self.cases.values(), key=lambda entry: entry[:2]):
+            run.cases.append(case)
+            run.results.extend(case.results)
+            run.seconds += case.seconds
+        report_dir = self.config.getoption("diffcheck_report")
+        json_file = self.config.getoption("diffcheck_json")
+        if report_dir:
+            from .report.markdown import write_markdown
+            write_markdown(run, report_dir)
+        if json_file:
+            from .report.jsonout import write_json
+            write_json(run, json_file)

@@ -1016,13 +1016,14 @@ def _case_files_under(folder: Path) -> list[Path]:
     return files
 
 
-def load_file(path: str | Path) -> tuple[list[Case], list[CaseFileError]]:
-    """The valid cases of one case file, and every problem found in it.
+def load_file(path: str | Path, name: str | None = None) -> tuple[list[Case], list[CaseFileError]]:
+    """The valid cases of one case file, and every problem found in it. ``name`` is how
+    cases and messages name the file (default: ``path`` as given).
 
     Never raises for bad input. A YAML syntax error loses the whole file; otherwise each
     invalid case is reported and the file's other cases are still returned.
     """
-    file = str(path)
+    file = str(path) if name is None else name
     try:
         with open(path, "rb") as stream:
             data = stream.read(MAX_BYTES + 1)  # bounded: the path may be a device or growing
