@@ -272,27 +272,67 @@ def test_intermediates_and_jacobian_values():
 
 
 @pytest.mark.parametrize("entry, message", [
-    ("{value: 1}", "each `values` entry"),
+    ("{value: 1}", "is missing the required key `at`"),
     ("{at: {x: 1}}", "claims nothing"),
-    ("{at: {x: 1}, slope: 2}", "unknown value claim 'slope'"),
-    ("{at: {y: 1}, value: 1}", "exactly the variables"),
-    ("{at: {x: 1}, gradient: {y: 1}}", "'y' is not a variable"),
-    ("{at: {x: 1}, value: [1, 2]}", "shape"),
-    ("{at: {x: 1}, intermediates: {z: 1}}", "not a `let` step"),
+    ("{at: {x: 1}, slope: 2}", "unknown key 'slope'"),
+    ("{at: {y: 1}, value: 1}", "gives 'y', which is not a variable"),
+    ("{at: {x: 1}, gradient: {y: 1}}", "gives 'y', which is not a variable"),
+    ("{at: {x: [1, 2]}, value: 1}", "has shape [2] but variable 'x' has shape []"),
+    ("{at: {x: 1}, intermediates: {z: 1}}", "which is not a `let` step"),
+    ("{at: {x: 1}, value: fast}", "must be a number or a list of numbers, got 'fast'"),
 ])
-def test_malformed_value_claims_are_case_file_errors(entry, message):
-    case = case_of(f"""
+def test_malformed_value_claims_are_case_file_errors_at_load_time(entry, message):
+    cases, errors = load_text(textwrap.dedent(f"""
         name: bad
         variables: {{x: {{}}}}
         expr: x**2
         expect:
           values:
             - {entry}
+        """), "claims.yaml")
+    assert not cases
+    assert any(message in str(e) for e in errors), [str(e) for e in errors]
+    assert all(e.location is not None and e.location.line >= 6 for e in errors)
+
+
+def test_a_claim_of_the_wrong_shape_is_found_when_the_case_is_compiled():
+    case = case_of("""
+        name: bad
+        variables: {x: {}}
+        expr: x**2
+        expect:
+          values:
+            - {at: {x: 1}, value: [1, 2]}
         """)
-    with pytest.raises(CaseFileError) as info:
+    with pytest.raises(CaseFileError, match="shape"):
         check_claims(compile_case(case))
-    assert message in str(info.value)
-    assert info.value.location is not None and info.value.location.line >= 6
+
+
+def test_every_malformed_claim_of_a_file_is_reported_at_once_with_its_place():
+    cases, errors = load_text(textwrap.dedent("""
+        name: three_bad_claims
+        variables: {w: {}}
+        expr: (w * 2) ** 2
+        expect:
+          values:
+            - at: {w: 3}
+              graident: {w: 24}
+            - at: {v: 3}
+              gradient: {w: 24}
+          descent:
+            start: {w: 0}
+            lr: fast
+            steps: [{w: 1}]
+        """), "c.yaml")
+    assert not cases
+    assert [str(e) for e in errors] == [
+        "c.yaml:8:7: unknown key 'graident' in `expect.values[0]` of case 'three_bad_claims' "
+        "(did you mean 'gradient'?)",
+        "c.yaml:9:11: `expect.values[1].at` gives no value for variable 'w' (give every variable: w)",
+        "c.yaml:9:12: `expect.values[1].at` gives 'v', which is not a variable of case 'three_bad_claims' "
+        "(the variables are w)",
+        "c.yaml:13:9: `expect.descent.lr` must be a finite number, got 'fast' (str)",
+    ]
 
 
 # --- differentiable --------------------------------------------------------------------------
@@ -395,17 +435,24 @@ def test_descent_loss_claims_and_after():
     assert r.details.trajectory[0].claimed == {"loss": 20}
 
 
-def test_malformed_descent():
-    with pytest.raises(CaseFileError, match="a descent claim is"):
-        claims("""
-            name: d
-            variables: {w: {}}
-            expr: w**2
-            expect:
-              descent: {start: {w: 0}, lr: 0.1}
-            """)
-    with pytest.raises(CaseFileError, match="neither a variable nor `loss`"):
-        claims(SSE_W.format(lr=0.1, steps="[{v: 1}]"))
+def test_malformed_descent_is_a_case_file_error_at_load_time():
+    _, errors = load_text(textwrap.dedent("""
+        name: d
+        variables: {w: {}}
+        expr: w**2
+        expect:
+          descent: {start: {w: 0}, lr: 0.1}
+        """), "d.yaml")
+    assert [str(e) for e in errors] == [
+        "d.yaml:6:12: `expect.descent` of case 'd' is missing the required key `steps`"]
+    _, errors = load_text(textwrap.dedent(SSE_W.format(lr=0.1, steps="[{v: 1}]")), "d.yaml")
+    assert [str(e) for e in errors] == [
+        "d.yaml:9:14: `expect.descent.steps[0]` gives 'v', which is not a variable of case 'sse_w' "
+        "(the variables are w)"]
+    _, errors = load_text(textwrap.dedent(SSE_W.format(lr=0.1, steps="[{w: 1, after: 0}]")), "d.yaml")
+    assert [str(e) for e in errors] == [
+        "d.yaml:9:27: `expect.descent.steps[0].after` must be a whole number of steps >= 1, got 0 (int) "
+        "(for example `after: 10`)"]
 
 
 # --- through check_case: xfail and xpass ---------------------------------------------------

@@ -24,10 +24,11 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Iterable, Sequence
+from typing import Annotated, Any, Iterable, Mapping, Sequence
 
 import yaml
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, PlainValidator
+from pydantic import model_validator
 from pydantic import ValidationError
 from pydantic_core import PydanticCustomError
 
@@ -671,15 +672,77 @@ class ToleranceModel(_Strict):
     atol: _NonNegative
 
 
+def _to_finite_number(value: Any) -> float:
+    if not _is_number(value) or not math.isfinite(value):
+        raise _problem(f"{{key}} must be a finite number, got {_describe(value)}")
+    return value
+
+
+def _to_step_number(value: Any) -> int:
+    if not _is_whole(value) or value < 1:
+        raise _problem(f"{{key}} must be a whole number of steps >= 1, got {_describe(value)}",
+                       hint="for example `after: 10`")
+    return value
+
+
+def _one_or_list(value: Any) -> Any:
+    # `descent:` is one claim or a list of them; one is read as a list of one (its errors are
+    # placed without the index again in _translate)
+    return [value] if isinstance(value, dict) else value
+
+
+_FiniteNumber = Annotated[float, PlainValidator(_to_finite_number)]
+_Numbers = dict[str, _FloatArray]
+
+
+class ValueClaimModel(_Strict):
+    """One entry of `expect.values`: a point and the numbers claimed there."""
+
+    at: _Numbers
+    value: _FloatArray | None = None
+    derivative: _FloatArray | None = None
+    gradient: _Numbers | None = None
+    jacobian: _FloatArray | None = None
+    intermediates: _Numbers | None = None
+
+    @model_validator(mode="after")
+    def _claims_something(self) -> "ValueClaimModel":
+        if all(getattr(self, kind) is None for kind in VALUE_CLAIMS):
+            raise _problem("{owner} claims nothing at its point", hint=f"add one of {', '.join(VALUE_CLAIMS)}",
+                           sub=("at",), at_key=True)
+        return self
+
+
+class DescentStepModel(_Strict):
+    """A claimed state after a step: variables, optionally `loss`, and `after` (the step number)."""
+
+    model_config = ConfigDict(extra="allow", strict=True, frozen=True)
+    __pydantic_extra__: dict[str, _FloatArray]  # the variables' values, checked by name in _claim_problems
+    after: Annotated[int, PlainValidator(_to_step_number)] | None = None
+    loss: _FiniteNumber | None = None
+
+
+class DescentModel(_Strict):
+    """A gradient-descent claim: from `start`, with learning rate `lr`, the claimed `steps`."""
+
+    start: _Numbers
+    lr: _FiniteNumber
+    steps: Annotated[list[DescentStepModel], Field(min_length=1)]
+
+
+VALUE_CLAIMS = tuple(k for k in ValueClaimModel.model_fields if k != "at")
+
+
 class ExpectModel(_Strict):
-    """Only the kinds of claim and their outer types; the claims are kept as written."""
+    """The claims, validated here once; the case keeps them as written (numbers remember
+    their digits, see WrittenFloat)."""
 
     derivative: _Expression | None = None
     gradient: dict[str, _Expression] | None = None
     jacobian: _Expression | None = None
-    values: list[dict[str, Any]] | None = None
+    values: Annotated[list[ValueClaimModel], Field(min_length=1)] | None = None
     differentiable: bool | None = None
-    descent: dict[str, Any] | None = None
+    descent: Annotated[list[DescentModel], BeforeValidator(_one_or_list), Field(min_length=1)] | None = None
 
 
 class CaseModel(_Strict):
@@ -744,6 +807,8 @@ def _translate(error: dict, raw: _RawCase) -> CaseFileError:
     path = [part for part in loc if part != "[key]"]
     if path[:1] == ["tolerance"] and path[1:2] == ["*"]:
         del path[1]
+    if path[:3] == ["expect", "descent", 0] and isinstance(raw.data.get("expect", {}).get("descent"), dict):
+        del path[2]
     path = tuple(path) + tuple(ctx.get("sub", ()))
     at_key = "[key]" in loc or ctx.get("at_key") or kind in ("extra_forbidden", "unknown_key")
 
@@ -781,6 +846,10 @@ def _known_keys(owner: tuple) -> tuple[str, ...]:
         return tuple(ToleranceModel.model_fields)
     if owner == ("expect",):
         return tuple(ExpectModel.model_fields)
+    if owner[:2] == ("expect", "values") and len(owner) == 3:
+        return tuple(ValueClaimModel.model_fields)
+    if owner[:2] == ("expect", "descent") and len(owner) <= 3:
+        return tuple(DescentModel.model_fields)
     return ()
 
 
@@ -827,7 +896,7 @@ def _did_you_mean(word: str, choices: Iterable[str]) -> str | None:
 
 def _check_consistency(model: CaseModel, raw: _RawCase) -> list[CaseFileError]:
     return [*_name_clashes(model, raw), *_point_problems(model, raw), *_samples_problems(model, raw),
-            *_derivative_problems(model, raw)]
+            *_derivative_problems(model, raw), *_claim_problems(raw)]
 
 
 def _error(raw: _RawCase, message: str, path: Sequence[str | int], hint: str | None = None,
@@ -849,25 +918,93 @@ def _name_clashes(model: CaseModel, raw: _RawCase) -> list[CaseFileError]:
 
 
 def _point_problems(model: CaseModel, raw: _RawCase) -> list[CaseFileError]:
-    errors = []
-    variables = {name: (spec.shape if spec else ()) for name, spec in model.variables.items()}
-    for index, point in enumerate(model.points):
-        for name in variables:
-            if name not in point:
-                errors.append(_error(raw, f"`points[{index}]` gives no value for variable '{name}'",
-                                     ("points", index),
-                                     hint=f"every point gives every variable: {', '.join(variables)}"))
-        for name, value in point.items():
-            if name not in variables:
-                errors.append(_error(raw, f"`points[{index}]` gives '{name}', which is not a variable "
-                                          f"of {raw.label}", ("points", index, name),
-                                     hint=_did_you_mean(name, variables)
-                                     or f"the variables are {', '.join(variables)}", at_key=True))
-            elif _array_shape(value) != variables[name]:
-                errors.append(_error(raw, f"`points[{index}].{name}` has shape {list(_array_shape(value))} "
-                                          f"but variable '{name}' has shape {list(variables[name])}",
-                                     ("points", index, name), hint=_value_of_shape(variables[name])))
+    variables = _variable_shapes(model)
+    return [error for index, point in enumerate(model.points)
+            for error in _mapping_problems(raw, ("points", index), point, variables,
+                                           every_hint="every point gives every variable")]
+
+
+def _variable_shapes(model: CaseModel) -> dict[str, tuple[int, ...]]:
+    return {name: (spec.shape if spec else ()) for name, spec in model.variables.items()}
+
+
+def _mapping_problems(raw: _RawCase, path: tuple, given: Mapping[str, Any], names: Mapping[str, tuple | None],
+                      every: bool = True, what: str = "variable", also: Sequence[str] = (),
+                      every_hint: str = "give every variable") -> list[CaseFileError]:
+    """A mapping ``name: value`` at ``path`` checked against ``names`` (name → shape, or None
+    for any shape): unknown names (did you mean), missing ones (when ``every``), shapes.
+    ``also`` are further keys allowed there (`loss`, `after`)."""
+    errors, where = [], _human(path)
+    if every:
+        for name in names:
+            if name not in given:
+                errors.append(_error(raw, f"`{where}` gives no value for {what} '{name}'", path,
+                                     hint=f"{every_hint}: {', '.join(names)}"))
+    for name, value in given.items():
+        if name in also:
+            continue
+        if name not in names:
+            known = [*names, *also]
+            errors.append(_error(raw, f"`{where}` gives '{name}', which is not a {what} of {raw.label}",
+                                 path + (name,), hint=_did_you_mean(name, known)
+                                 or f"the {what}s are {', '.join(names) or 'none'}", at_key=True))
+        elif names[name] is not None and _shape_or_none(value) not in (None, names[name]):
+            errors.append(_error(raw, f"`{where}.{name}` has shape {list(_array_shape(value))} "
+                                      f"but {what} '{name}' has shape {list(names[name])}",
+                                 path + (name,), hint=_value_of_shape(names[name])))
     return errors
+
+
+def _shape_or_none(value: Any) -> tuple[int, ...] | None:
+    try:
+        return _array_shape(value)
+    except PydanticCustomError:  # not numbers: reported by the schema
+        return None
+
+
+def _claim_problems(raw: _RawCase) -> list[CaseFileError]:
+    """The names inside `expect` claims: points give exactly the variables, gradients name
+    variables, intermediates name `let` steps, descent states name variables (and `loss`).
+
+    Read from the raw data, as far as it has the right structure, so that these are reported
+    with the structural errors of the same file, all at once."""
+    data = raw.data
+    expect, variables = data.get("expect"), data.get("variables")
+    if not isinstance(expect, dict) or not isinstance(variables, dict):
+        return []
+    shapes = {name: _declared_shape(spec) for name, spec in variables.items()}
+    steps = dict.fromkeys(data.get("let") or {}) if isinstance(data.get("let"), dict) else {}
+
+    def check(path, given, names, **how):
+        return _mapping_problems(raw, path, given, names, **how) if isinstance(given, dict) else []
+
+    errors = check(("expect", "gradient"), expect.get("gradient"), dict.fromkeys(shapes), every=False)
+    values = expect.get("values")
+    for index, entry in enumerate(values if isinstance(values, list) else ()):
+        if isinstance(entry, dict):
+            path = ("expect", "values", index)
+            errors += check(path + ("at",), entry.get("at"), shapes)
+            errors += check(path + ("gradient",), entry.get("gradient"), shapes, every=False)
+            errors += check(path + ("intermediates",), entry.get("intermediates"), steps, every=False,
+                            what="`let` step")
+    descent = expect.get("descent")
+    claims = [(("expect", "descent"), descent)] if isinstance(descent, dict) else \
+        [(("expect", "descent", i), c) for i, c in enumerate(descent if isinstance(descent, list) else ())]
+    for path, claim in claims:
+        if isinstance(claim, dict):
+            errors += check(path + ("start",), claim.get("start"), shapes, also=("loss",))
+            claimed_steps = claim.get("steps")
+            for number, step in enumerate(claimed_steps if isinstance(claimed_steps, list) else ()):
+                errors += check(path + ("steps", number), step, shapes, every=False, also=("loss", "after"))
+    return errors
+
+
+def _declared_shape(spec: Any) -> tuple[int, ...] | None:
+    """A variable's shape as written, or None where it is not valid (reported elsewhere)."""
+    shape = spec.get("shape", []) if isinstance(spec, dict) else [] if spec is None else None
+    if isinstance(shape, list) and all(_is_whole(n) and n > 0 for n in shape):
+        return tuple(shape)
+    return None
 
 
 def _value_of_shape(shape: tuple[int, ...]) -> str:
@@ -971,7 +1108,7 @@ def _validate(raw: _RawCase, file: str) -> tuple[Case | None, list[CaseFileError
     except ValidationError as exc:
         # A value the YAML reader already complained about is not reported a second time.
         known = {problem.location for problem in problems}
-        translated = [_translate(error, raw) for error in exc.errors()]
+        translated = [_translate(error, raw) for error in exc.errors()] + _claim_problems(raw)
         return None, problems + [error for error in translated if error.location not in known]
     problems += _check_consistency(model, raw)
     if problems:
