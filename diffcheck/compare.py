@@ -30,9 +30,10 @@ few ULPs *of the largest derivative value checked* is rounding, not a wrong form
 A ``tolerance: {rtol, atol}`` given in the case replaces this by torch.testing's rule
 ``|G - R| <= atol + rtol·|R|``.
 
-Point outcome classes (``Comparison.counts``): ``pass``, ``fail`` (beyond tolerance),
-``kink`` (at a point where the exact derivative jumps, torch's value lies between the
-one-sided limits), ``unstable`` (exact value finite, torch NaN or ±inf), ``overflow`` (exact value beyond the
+Point outcome classes (``Comparison.counts``): ``pass``, ``fail`` (beyond tolerance; also
+NaN or ±inf from torch where the exact limits are finite: the NaN-gradient bug at a removable
+singularity or a kink, see :mod:`diffcheck.diagnostics.limits`), ``kink`` (at a point where
+the exact derivative jumps, torch's value lies between the one-sided limits), ``unstable`` (exact value finite, torch NaN or ±inf), ``overflow`` (exact value beyond the
 dtype's range and torch returned the infinity of its sign: correct), ``singular`` (the exact
 derivative is ±inf at the point: not compared), ``undefined`` (the exact value is undefined:
 not compared). A point takes the worst class of its entries.
@@ -285,13 +286,14 @@ def compare_rows(reference: np.ndarray, kinds: np.ndarray, got: np.ndarray, dtyp
     that interval and a passing entry is classed ``kink``. ``scale_floor`` is the size of the
     exact values over a grid of the domain: S is never taken smaller than that, so that a
     handful of samples that miss the largest derivative do not shrink the tolerance."""
-    at_kink = np.zeros(reference.shape, dtype=bool)
+    at_kink = at_limit = np.zeros(reference.shape, dtype=bool)
     if intervals is not None:
-        at_kink = ~np.isnan(intervals[..., 0]) & ~np.isnan(intervals[..., 1])
+        at_limit = ~np.isnan(intervals[..., 0]) & ~np.isnan(intervals[..., 1])
         lo = np.fmin(intervals[..., 0], intervals[..., 1])
         hi = np.fmax(intervals[..., 0], intervals[..., 1])
-        reference = np.where(at_kink, np.clip(np.nan_to_num(got), lo, hi), reference)
-        kinds = np.where(at_kink, FINITE, kinds)
+        at_kink = at_limit & (hi > lo)
+        reference = np.where(at_limit, np.clip(np.nan_to_num(got), lo, hi), reference)
+        kinds = np.where(at_limit, FINITE, kinds)
     # An exact value beyond the dtype's range (even beyond float64's) is "finite" but cannot
     # be compared as a number: torch's correct answer there is the infinity of its sign.
     in_range = (kinds == FINITE) & (np.abs(reference) <= MAX[dtype])
@@ -313,6 +315,9 @@ def compare_rows(reference: np.ndarray, kinds: np.ndarray, got: np.ndarray, dtyp
     cls[beyond & ~overflow_ok] = _RANK["fail"]
     cls[overflow_ok] = _RANK["overflow"]
     cls[finite_ref & ~got_finite] = _RANK["unstable"]
+    # NaN or ±inf where the exact limit is finite (a removable singularity, a kink): the
+    # NaN-gradient bug itself, a failure and not an instability region to map
+    cls[at_limit & finite_ref & ~got_finite] = _RANK["fail"]
     cls[at_kink & (cls == _RANK["pass"])] = _RANK["kink"]
     cls[(kinds == POS_INF) | (kinds == NEG_INF)] = _RANK["singular"]
     cls[kinds == UNDEFINED] = _RANK["undefined"]
@@ -337,9 +342,12 @@ def compare_rows(reference: np.ndarray, kinds: np.ndarray, got: np.ndarray, dtyp
     else:
         max_abs = max_rel = max_ulp = worst_ratio = None
         worst = None
-    # an unstable point is the worst one to show
+    # an unstable point is the worst one to show, and a NaN at a limit before it
     if "unstable" in examples:
         worst = examples["unstable"][0]
+    nan_at_limit = np.argwhere(at_limit & finite_ref & ~got_finite)
+    if len(nan_at_limit):
+        worst, worst_ratio = tuple(int(v) for v in nan_at_limit[0]), float("inf")
     return Comparison(point_class, counts, policy, int(compared_mask.any(axis=1).sum()) if got.size else 0,
                       max_abs, max_rel, max_ulp, worst, worst_ratio, examples)
 

@@ -6,23 +6,25 @@ compile → for each dtype: draw points → exact reference → torch → compar
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from functools import cached_property
 
+import mpmath
 import numpy as np
 import sympy as sp
 
 from . import compare as cmp
 from .autograd import CannotDifferentiate, TorchRaised, Torchside, dynamo_deferred
 from .case import Case
-from .diagnostics.kinks import SidedEvaluator, convention, find_kinks, limit_sides, one_sided
+from .diagnostics import limits as lim
+from .diagnostics.kinks import SidedEvaluator, convention, find_kinks
 from .errors import CaseFileError
 from .points import SIXTEEN_BIT, PointSet, draw, validate_points
 from .diagnostics.regions import describe_region
 from .diagnostics.search import hunt
 from .reference import Evaluator
-from .results import (ERROR, FAIL, FAILING, NOT_DIFFERENTIABLE, SKIPPED, XFAIL, XPASS, CaseReport, Details,
-                      KinkFinding, Result, SearchHit, SingularPoint, WorstPoint)
+from .results import (ERROR, FAILING, NOT_DIFFERENTIABLE, PASS, XFAIL, XPASS, CaseReport, Result,
+                      WorstPoint)
 from .claims import check_claims
 from .symbolic import CompiledCase, Target, compile_case
 
@@ -61,6 +63,9 @@ class _Context:
     options: CheckOptions = field(default_factory=CheckOptions)
     refs: dict[str, _Reference] = field(default_factory=dict)
     sided: dict[str, SidedEvaluator] = field(default_factory=dict)
+    special: dict[str, "_Special"] = field(default_factory=dict)
+    finders: dict[tuple, lim.LimitFinder] = field(default_factory=dict)
+    projections: dict = field(default_factory=dict)
     grid: np.ndarray | None = None  # the evaluation matrix of the grid (check._grid_matrix)
 
     def sided_evaluator(self, target: Target) -> SidedEvaluator:
@@ -128,9 +133,9 @@ def check_part(case: Case, part: str | None, options: CheckOptions,
 
 
 def finish_case(case: Case, report: CaseReport) -> CaseReport:
-    """What needs all of a case's results: expected refusals, then xfail (each result is
-    replaced by a new one; none is changed in place)."""
-    report.results = apply_xfail(case, expect_not_differentiable(case, report.results))
+    """What needs all of a case's results: expected refusals, then xfail."""
+    expect_not_differentiable(case, report.results)
+    apply_xfail(case, report.results)
     return report
 
 
@@ -143,7 +148,7 @@ def check_dtype(compiled: CompiledCase, dtype: str, options: CheckOptions) -> li
     points = draw(case, dtype, options.seed)
     derivative_exprs = (e for check in compiled.checks if check.kind != "intermediates"
                         for t in compiled.targets(check) for e in t.exprs)  # lazy: read only for kinks
-    points = points.with_kinks(find_kinks(compiled, derivative_exprs), dtype)
+    points = points.with_kinks(find_kinks(compiled, derivative_exprs, dtype), dtype)
     ctx = _Context(compiled, dtype, points, Torchside(compiled, dtype, points, options.device), options)
     with dynamo_deferred():  # forward mode of x * 3 would import torch._dynamo: 1 s for nothing
         results = [_run(ctx, compiled.value_target(), "value", None)]
@@ -219,32 +224,44 @@ def _rounded(values: np.ndarray, dtype: str) -> np.ndarray:
 def _run(ctx: _Context, target: Target, label: str, mode: str | None) -> Result:
     case = ctx.compiled.case
     start = time.perf_counter()
-
-    def stopped(status, message: str) -> Result:
-        return Result(case=case.name, file=case.file, check=label, mode=mode, dtype=ctx.dtype, status=status,
-                      message=message, seconds=time.perf_counter() - start)
-
+    result = Result(case=case.name, file=case.file, check=label, mode=mode, dtype=ctx.dtype, status=PASS)
     if ctx.points.count == 0:
-        return stopped(SKIPPED, "no points to check (samples: 0 and no points)")
+        result.status, result.message = "skipped", "no points to check (samples: 0 and no points)"
+        return result
     ref = _reference(ctx, target)  # first: its temporaries are gone before torch's result arrives
     override = case.tolerance.get(ctx.dtype, case.tolerance.get("*"))
-    intervals = _kink_intervals(ctx, target)
+    special = _special(ctx, target, ref)
+    intervals = special.intervals
+    if special.kinds is not None:
+        ref = _Reference(ref.values, special.kinds)
     try:
         if (mode is not None and ctx.torchside.in_blocks(target)
                 and cmp.plain_reference(ref.values, ref.kinds, ctx.dtype, override, intervals, ref.extremes)):
             streamed = _streamed(ctx, target, mode, ref, override)
             if streamed is not None:
-                return _finish(ctx, target, label, mode, streamed, ref, None, start, Details())
+                return _finish(ctx, target, mode, result, streamed, ref, None, start)
         got = ctx.torchside.value(target) if mode is None else ctx.torchside.derivative(target, mode)
     except CannotDifferentiate as err:
-        return stopped(NOT_DIFFERENTIABLE, f"torch cannot differentiate this: {err}")
+        result.status, result.message = NOT_DIFFERENTIABLE, f"torch cannot differentiate this: {err}"
+        result.seconds = time.perf_counter() - start
+        return result
     except TorchRaised as err:
-        return stopped(ERROR, f"torch raised: {err}")
+        result.status, result.message = ERROR, f"torch raised: {err}"
+        result.seconds = time.perf_counter() - start
+        return result
     comparison = cmp.compare(ref.values, ref.kinds, got, ctx.dtype, override, intervals,
                              scale_floor=0.0 if override else _scale_floor(ctx, target))
-    details = Details(kinks=_kink_details(ctx, target, intervals, got, comparison) if intervals is not None else (),
-                      singular=_singular_details(ctx, target, ref, got))
-    return _finish(ctx, target, label, mode, comparison, ref, got, start, details)
+    if intervals is not None:
+        kinks = _kink_details(ctx, target, intervals, got, comparison)
+        if kinks:
+            result.details["kinks"] = kinks
+    limits = _limit_details(ctx, target, special, got, comparison)
+    if limits:
+        result.details["limits"] = limits
+    singular = _singular_details(ctx, target, ref, special, got)
+    if singular:
+        result.details["singular"] = singular
+    return _finish(ctx, target, mode, result, comparison, ref, got, start)
 
 
 def _streamed(ctx: _Context, target: Target, mode: str, ref: _Reference, override) -> cmp.Comparison | None:
@@ -257,37 +274,33 @@ def _streamed(ctx: _Context, target: Target, mode: str, ref: _Reference, overrid
     return stream.result() if done is True else None
 
 
-def _finish(ctx: _Context, target: Target, label: str, mode: str | None, comparison: cmp.Comparison,
-            ref: _Reference, got: np.ndarray | None, start: float, details: Details) -> Result:
-    """The result, built once from its comparison. ``got`` is torch's whole result, None when
-    it was compared block by block (only pass and fail were possible then)."""
-    case = ctx.compiled.case
+def _finish(ctx: _Context, target: Target, mode: str | None, result: Result, comparison: cmp.Comparison,
+            ref: _Reference, got: np.ndarray | None, start: float) -> Result:
+    """The result from its comparison. ``got`` is torch's whole result, None when it was
+    compared block by block (only pass and fail were possible then)."""
     if comparison.counts.get("unstable"):
         region = _unstable_region(ctx, target, mode, comparison)
         if region:
-            details = replace(details, regions=(region,))
-    status = cmp.status_of(comparison.counts)
-    worst = None
+            result.details["regions"] = [region]
+    result.status = cmp.status_of(comparison.counts)
+    result.points = comparison.compared
+    result.max_abs_error, result.max_rel_error, result.max_ulp_error = (
+        comparison.max_abs, comparison.max_rel, comparison.max_ulp)
+    result.counts = comparison.counts
+    result.tolerance = comparison.policy.describe()
     if comparison.worst is not None:
         i, j = comparison.worst
         g = float(got[i, j]) if got is not None else comparison.worst_got
-        worst = _worst(ctx, target, ref, g, i, j)
-    message = _message(comparison, ctx.points.count)
+        result.worst_point = _worst(ctx, target, ref, g, i, j)
+    result.message = _message(result, comparison, ctx.points.count)
     if ctx.options.search:
-        hit = _search(ctx, target, mode, comparison)
-        details = replace(details, search=hit)
-        if hit.point is not None:
-            status = status if status in FAILING else FAIL
-            message = (f"{message}; --search found a failing point ({hit.stage}): "
-                       f"pin it with `{hit.points_line}`")
+        _search(ctx, target, mode, comparison, result)
     if ctx.torchside.notes:
-        details = replace(details, notes=tuple(ctx.torchside.notes))
+        result.details["notes"] = list(ctx.torchside.notes)
         ctx.torchside.notes.clear()
-    return Result(case=case.name, file=case.file, check=label, mode=mode, dtype=ctx.dtype, status=status,
-                  points=comparison.compared, max_abs_error=comparison.max_abs, max_rel_error=comparison.max_rel,
-                  max_ulp_error=comparison.max_ulp, worst_point=worst, message=message, counts=comparison.counts,
-                  tolerance=comparison.policy.describe(), details=details, ratio=comparison.worst_ratio,
-                  seconds=time.perf_counter() - start)
+    result.details["tolerance_ratio"] = comparison.worst_ratio
+    result.seconds = time.perf_counter() - start
+    return result
 
 
 def _torch_at(ctx: _Context, target: Target, mode: str | None, values: dict[str, np.ndarray]) -> np.ndarray:
@@ -318,7 +331,7 @@ def _unstable_region(ctx: _Context, target: Target, mode: str | None, comparison
     return describe_region(probe, name, s, u, case.variables[0].domain, ctx.dtype)
 
 
-def _search(ctx: _Context, target: Target, mode: str | None, comparison: cmp.Comparison) -> SearchHit:
+def _search(ctx: _Context, target: Target, mode: str | None, comparison: cmp.Comparison, result: Result) -> None:
     """--search: hunt for a failing point with the policy this result was judged by."""
     c, policy = ctx.compiled, comparison.policy
     evaluator = Evaluator(target.exprs, c.symbols)
@@ -338,70 +351,215 @@ def _search(ctx: _Context, target: Target, mode: str | None, comparison: cmp.Com
 
     found = hunt(c.case, ctx.dtype, failing, ctx.options.seed if ctx.options.seed is not None else c.case.seed)
     if found is None:
-        return SearchHit()
-    return SearchHit(point=found.point, points_line=found.yaml, stage=found.stage)
+        result.details["search"] = {"found": None}
+        return
+    result.details["search"] = found.to_dict()
+    if result.status not in FAILING:
+        result.status = "fail"
+    result.message = (f"{result.message}; --search found a failing point ({found.stage}): "
+                      f"pin it with `{found.yaml}`")
 
 
 def _matrix_row(ctx: _Context, i: int) -> np.ndarray:
     return _with_constants(ctx, ctx.points.matrix()[i:i + 1])[0]
 
 
-def _kink_intervals(ctx: _Context, target: Target) -> np.ndarray | None:
-    """(P, n, 2) one-sided limits at the kink points, NaN where the entry is continuous."""
-    rows = ctx.points.kink_rows
-    if not rows:
-        return None
-    intervals = np.full((ctx.points.count, len(target.exprs), 2), np.nan)
-    evaluator = ctx.sided_evaluator(target)
-    for i in rows:
-        left, right = one_sided(evaluator, _matrix_row(ctx, i), ctx.moving_columns)
-        jump = np.isfinite(left) & np.isfinite(right) & (left != right)
-        intervals[i, jump, 0], intervals[i, jump, 1] = left[jump], right[jump]
-    return intervals if (~np.isnan(intervals[..., 0])).any() else None
+@dataclass
+class _Special:
+    """The special points of one target (see :mod:`diffcheck.diagnostics.limits`):
+    ``intervals`` (P, n, 2) the hull of the limits where they decide (NaN elsewhere),
+    ``kinds`` the exact kinds with those entries made comparable (None: unchanged), and
+    what each examined entry's limits said."""
+
+    intervals: np.ndarray | None = None
+    kinds: np.ndarray | None = None
+    examined: dict[tuple[int, int], tuple[lim.EntryLimit, str]] = field(default_factory=dict)
+    not_examined: int = 0
+
+
+MAX_SPECIAL_ROWS = 64  # rows whose limits are examined, per target and dtype
+
+
+def _special(ctx: _Context, target: Target, ref: _Reference) -> _Special:
+    key = f"{target.label}:{target.wrt}"
+    if key not in ctx.special:
+        ctx.special[key] = _find_special(ctx, target, ref)
+    return ctx.special[key]
+
+
+def _branch_arguments(ctx: _Context, target: Target) -> lim.BranchArguments:
+    from .reference import program_of
+    derived = program_of(target.exprs, ctx.compiled.symbols).derived
+    if "branch_arguments" not in derived:
+        derived["branch_arguments"] = lim.branch_arguments(
+            program_of(target.exprs, ctx.compiled.symbols), ctx.compiled.symbols, ctx.moving_columns)
+    return derived["branch_arguments"]
+
+
+def _near_boundary(ctx: _Context, args: lim.BranchArguments) -> tuple[np.ndarray, np.ndarray]:
+    """(near, exact) (P, m) bool: branch argument k is within rounding of zero / exactly zero."""
+    m = len(args.exprs)
+    vals, kinds = Evaluator(args.exprs + args.scales, ctx.compiled.symbols)(_with_constants(ctx, ctx.points.matrix()))
+    a, scale = vals[:, :m], vals[:, m:]
+    ok = (kinds[:, :m] == cmp.FINITE) & (kinds[:, m:] == cmp.FINITE)
+    exact = ok & (a == 0)
+    near = ok & (np.abs(a) <= lim.NEAR * cmp.EPS[ctx.dtype] * np.abs(scale))
+    return near, exact
+
+
+def _find_special(ctx: _Context, target: Target, ref: _Reference) -> _Special:
+    out = _Special()
+    p, n = ref.values.shape
+    todo: dict[int, set[int]] = {}
+    is_value = target.label == "value"
+    for i, j in np.argwhere(ref.kinds != cmp.FINITE):
+        todo.setdefault(int(i), set()).add(int(j))
+    args = _branch_arguments(ctx, target)
+    near_rows: dict[int, tuple[int, int]] = {}  # row -> (mask of near arguments, mask of exact zeros)
+    if args.exprs:
+        near, exact = _near_boundary(ctx, args)
+        for i in np.flatnonzero(near.any(axis=1)):
+            nm = sum(1 << int(k) for k in np.flatnonzero(near[i]))
+            em = sum(1 << int(k) for k in np.flatnonzero(exact[i]))
+            near_rows[int(i)] = (nm, em)
+            if is_value and em:  # a value exactly on a boundary is the branch's value there
+                continue
+            todo.setdefault(int(i), set()).update(j for j, mask in enumerate(args.masks) if mask & nm)
+    todo = {i: js for i, js in todo.items() if js}
+    if not todo:
+        return out
+    rows = sorted(todo)
+    out.not_examined = len(rows[MAX_SPECIAL_ROWS:])
+    intervals = np.full((p, n, 2), np.nan)
+    kinds = np.array(ref.kinds, dtype=np.int8, copy=True)
+    symbols = ctx.compiled.symbols
+    moving = ctx.moving_columns
+    for i in rows[:MAX_SPECIAL_ROWS]:
+        entries = sorted(todo[i])
+        row = _matrix_row(ctx, i)
+        center = [mpmath.mpf(float(v)) for v in row]
+        nm, em = near_rows.get(i, (0, 0))
+        on_boundary = bool(em)
+        if nm and not em:  # near a boundary, not on it: examine it at the boundary
+            k = (nm & -nm).bit_length() - 1
+            center = lim.project(args.exprs[k], symbols, center, moving, ctx.projections)
+        exprs = [target.exprs[j] for j in entries]
+        guards = exprs if is_value else _guards(ctx, target, entries)
+        fkey = (target.label, target.wrt, tuple(entries))
+        if fkey not in ctx.finders:
+            ctx.finders[fkey] = lim.LimitFinder(exprs, guards, symbols)
+        involved = set()
+        for k in range(len(args.exprs)):
+            if (nm >> k) & 1:
+                involved |= args.exprs[k].free_symbols
+        for j in entries:
+            if ref.kinds[i, j] != cmp.FINITE:
+                involved |= target.exprs[j].free_symbols
+        cols = [c for c in moving if symbols[c] in involved]
+        per_direction = ctx.finders[fkey].limits(center, lim.directions(moving, cols, seed=i))
+        for e, j in enumerate(entries):
+            finite = ref.kinds[i, j] == cmp.FINITE
+            own = float(ref.values[i, j]) if finite and (is_value or not on_boundary) else None
+            verdict = lim.decide([d[e] for d in per_direction], own)
+            exact = _kind_name(int(ref.kinds[i, j])) if not finite else float(ref.values[i, j])
+            out.examined[(i, j)] = (verdict, exact)
+            if verdict.kind in ("limit", "kink"):
+                intervals[i, j] = verdict.lo, verdict.hi
+                kinds[i, j] = cmp.FINITE
+            elif verdict.kind == "pole" and finite:
+                signs = {np.sign(v) for v in verdict.limits if v is not None and np.isinf(v)}
+                kinds[i, j] = (cmp.POS_INF if signs == {1.0} else cmp.NEG_INF if signs == {-1.0}
+                               else cmp.UNDEFINED)
+    if (~np.isnan(intervals[..., 0])).any():
+        out.intervals = intervals
+    if (kinds != ref.kinds).any():
+        out.kinds = kinds
+    return out
+
+
+def _guards(ctx: _Context, target: Target, entries: list[int]) -> list:
+    """The function values that must be defined along a direction for the limits of
+    ``entries`` to count: the output of each entry's row when rows are outputs, else all."""
+    outputs = list(ctx.compiled.output.ravel())
+    if target.rows == ctx.compiled.output_names():
+        picked = sorted({j // len(target.cols) for j in entries})
+        return [outputs[r] for r in picked]
+    return outputs
+
+
+def _kind_name(kind: int) -> str:
+    return {cmp.POS_INF: "inf", cmp.NEG_INF: "-inf"}.get(kind, "undefined")
 
 
 def _kink_details(ctx: _Context, target: Target, intervals: np.ndarray, got: np.ndarray,
-                  comparison: cmp.Comparison) -> tuple[KinkFinding, ...]:
+                  comparison: cmp.Comparison) -> list[dict]:
     case = ctx.compiled.case
     out = []
-    for i, j in np.argwhere(~np.isnan(intervals[..., 0])):
+    for i, j in np.argwhere(intervals[..., 1] > intervals[..., 0]):
         left, right, g = float(intervals[i, j, 0]), float(intervals[i, j, 1]), float(got[i, j])
         allowed = comparison.policy.rtol * max(abs(left), abs(right)) + comparison.policy.atol
-        out.append(KinkFinding(function=case.torch or case.expr, check=target.label,
-                               point=ctx.points.point(int(i)), entry=target.entry(int(j)),
-                               left=left, right=right, torch=g,
-                               convention=convention(left, right, g, allowed) or KinkFinding.OUTSIDE))
-    return tuple(out)
+        out.append({"function": case.torch or case.expr, "check": target.label,
+                    "point": ctx.points.point(int(i)), "entry": target.entry(int(j)),
+                    "left": left, "right": right, "torch": g,
+                    "convention": convention(left, right, g, allowed) or "outside the subdifferential"})
+    return out
 
 
 MAX_SINGULAR_ROWS = 10
 
 
-def _singular_details(ctx: _Context, target: Target, ref: _Reference, got: np.ndarray) -> tuple[SingularPoint, ...]:
-    """At points where the exact value is infinite or undefined: what torch returned, and
-    whether that is the limit (the infinity both sides agree on)."""
+def _limit_details(ctx: _Context, target: Target, special: _Special, got: np.ndarray,
+                   comparison: cmp.Comparison) -> list[dict]:
+    """Entries whose reference is a limit that differs from SymPy's value at the point (an
+    undefined or infinite value, or a branch's convention at a boundary)."""
+    out = []
+    for (i, j), (verdict, exact) in special.examined.items():
+        g = float(got[i, j])
+        if verdict.kind != "limit" or (exact == verdict.lo and np.isfinite(g)):
+            continue
+        out.append({"point": ctx.points.point(i), "entry": target.entry(j), "exact": exact,
+                    "limit": verdict.lo, "torch": g,
+                    "passed": comparison.point_class[i] in ("pass", "kink")
+                    or bool(np.isfinite(g) and abs(g - verdict.lo) <= comparison.policy.rtol * abs(verdict.lo)
+                            + comparison.policy.atol)})
+    return out[:MAX_SINGULAR_ROWS * 4]
+
+
+def _singular_details(ctx: _Context, target: Target, ref: _Reference, special: _Special,
+                      got: np.ndarray) -> list[dict]:
+    """At points where the exact value is still infinite or undefined after its limits were
+    examined: what torch returned, what the limits said, and whether torch's value is the
+    infinity every direction agrees on."""
     rows = np.flatnonzero((ref.kinds != cmp.FINITE).any(axis=1))[:MAX_SINGULAR_ROWS]
     out = []
     for i in rows:
-        row = _matrix_row(ctx, int(i))
-        left, right = one_sided(ctx.sided_evaluator(target), row, ctx.moving_columns)
-        # a side where the function itself is undefined (log left of 0) has no limit to offer
-        f_left, f_right = one_sided(ctx.sided_evaluator(ctx.compiled.value_target()), row, ctx.moving_columns)
-        left = np.where(np.isnan(f_left).any(), np.nan, left)
-        right = np.where(np.isnan(f_right).any(), np.nan, right)
         for j in np.flatnonzero(ref.kinds[i] != cmp.FINITE):
-            kind = {cmp.POS_INF: "inf", cmp.NEG_INF: "-inf"}.get(int(ref.kinds[i, j]), "undefined")
-            limit = limit_sides(float(left[j]), float(right[j]))
+            verdict, _ = special.examined.get((int(i), int(j)), (None, None))
+            limits = [v for v in (verdict.limits if verdict else []) if v is not None]
+            infinite = [v for v in limits if np.isinf(v)]
+            limit = None
+            if limits and len(infinite) == len(limits) and len({np.sign(v) for v in infinite}) == 1:
+                limit = "+inf" if infinite[0] > 0 else "-inf"
             g = float(got[i, j])
+            scalar = verdict is not None and len(verdict.limits) == 2
+            left = verdict.limits[1] if scalar else None
+            right = verdict.limits[0] if scalar else None
             matches = limit is not None and np.isinf(g) and (g > 0) == (limit == "+inf")
-            out.append(SingularPoint(point=ctx.points.point(int(i)), entry=target.entry(int(j)), exact=kind,
-                                     left=float(left[j]), right=float(right[j]), limit=limit or "none",
-                                     torch=g, matches_limit=bool(matches)))
-    return tuple(out)
+            out.append({"point": ctx.points.point(int(i)), "entry": target.entry(int(j)),
+                        "exact": _kind_name(int(ref.kinds[i, j])),
+                        "left": float("nan") if left is None else float(left),
+                        "right": float("nan") if right is None else float(right),
+                        "limit": limit or "none", "why": verdict.kind if verdict else "not examined",
+                        "torch": g, "matches_limit": bool(matches)})
+    return out
 
 
 def _worst(ctx: _Context, target: Target, ref: _Reference, g: float, i: int, j: int) -> WorstPoint:
     r = float(ref.values[i, j])
+    special = ctx.special.get(f"{target.label}:{target.wrt}")
+    if special is not None and special.intervals is not None and not np.isnan(special.intervals[i, j, 0]):
+        lo, hi = special.intervals[i, j]
+        r = float(np.clip(g, lo, hi)) if np.isfinite(g) else float(lo if lo == hi else (lo + hi) / 2)
     a, rel, u = cmp.errors_at(r, g, ctx.dtype) if np.isfinite(g) else (float("inf"),) * 3
     key = (target.label, target.wrt, j)
     formula = ctx.compiled.formulas.get(key)
@@ -414,10 +572,22 @@ def _worst(ctx: _Context, target: Target, ref: _Reference, g: float, i: int, j: 
                       abs_error=a, rel_error=rel, ulp_error=u, formula=formula)
 
 
-def _message(comparison: cmp.Comparison, total: int) -> str:
+def _message(result: Result, comparison: cmp.Comparison, total: int) -> str:
     parts = []
     c = comparison.counts
-    if c.get("fail"):
+    for d in [d for d in result.details.get("limits", []) if not d["passed"]][:1]:
+        at = ", ".join(f"{k} = {v}" for k, v in d["point"].items())
+        exact = d["exact"]
+        why = (f"the exact expression is {exact} there" if isinstance(exact, str)
+               else f"SymPy's value there, {exact:.6g}, is only its branch convention")
+        parts.append(f"exact limit {d['limit']:.6g} at {at} for {d['entry']} ({why}); torch returned {d['torch']:.6g}")
+    for d in [d for d in result.details.get("kinks", []) if not np.isfinite(d["torch"])][:1]:
+        at = ", ".join(f"{k} = {v}" for k, v in d["point"].items())
+        parts.append(f"at {at} the one-sided limits of {d['entry']} are {d['left']:.6g} and {d['right']:.6g} "
+                     f"(a kink: any value between them is right); torch returned {d['torch']:.6g}")
+    if c.get("fail") and comparison.worst_ratio is not None and np.isinf(comparison.worst_ratio):
+        parts.append(f"{c['fail']} of {total} points fail")
+    elif c.get("fail"):
         parts.append(f"{c['fail']} of {total} points beyond tolerance "
                      f"(worst error is {comparison.worst_ratio:.3g}× the allowed "
                      f"rtol={comparison.policy.rtol:.3g}·|exact| + atol={comparison.policy.atol:.3g})")
@@ -434,24 +604,32 @@ def _message(comparison: cmp.Comparison, total: int) -> str:
     return "; ".join(parts) if parts else f"all {total} points within tolerance"
 
 
-def expect_not_differentiable(case: Case, results: list[Result]) -> list[Result]:
+def expect_not_differentiable(case: Case, results: list[Result]) -> None:
     """A case that claims ``differentiable: false`` expects torch to refuse: its refusals are
     the expected outcome (the claim itself is checked as ``expect.differentiable``)."""
     if not case.expect or case.expect.get("differentiable", True) is not False:
-        return list(results)
-    return [r.with_outcome(XFAIL, f"as the case claims (differentiable: false): {r.message}")
-            if r.status == NOT_DIFFERENTIABLE else r for r in results]
+        return
+    for r in results:
+        if r.status == NOT_DIFFERENTIABLE:
+            r.details["original_status"] = r.status
+            r.status = XFAIL
+            r.message = f"as the case claims (differentiable: false): {r.message}"
 
 
-def apply_xfail(case: Case, results: list[Result]) -> list[Result]:
+def apply_xfail(case: Case, results: list[Result]) -> None:
     """An ``xfail`` case passes the run when it fails, and is an unexpected pass otherwise."""
     if not case.xfail:
-        return list(results)
-    if any(r.status in FAILING for r in results):
-        return [r.with_outcome(XFAIL, f"expected failure ({case.xfail}): {r.message}")
-                if r.status in FAILING else r for r in results]
-    return [replace(r, status=XPASS, message=f"unexpected pass: the case is marked xfail ({case.xfail})")
-            for r in results]
+        return
+    failing = [r for r in results if r.status in FAILING]
+    if failing:
+        for r in failing:
+            r.details["original_status"] = r.status
+            r.status = XFAIL
+            r.message = f"expected failure ({case.xfail}): {r.message}"
+    else:
+        for r in results:
+            r.status = XPASS
+            r.message = f"unexpected pass: the case is marked xfail ({case.xfail})"
 
 
 # --- LaTeX for reports ------------------------------------------------------------------

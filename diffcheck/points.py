@@ -26,25 +26,21 @@ class PointSet:
     values: dict[str, np.ndarray]
     count: int
     explicit: int  # how many came from the case's ``points``
-    kink_rows: tuple[int, ...] = ()  # rows with an element exactly at a kink location
 
     def with_kinks(self, locations: list[float], dtype: str) -> "PointSet":
         """These points plus one point per kink location (every element of the variable at the
-        location) that the dtype represents exactly and no point holds yet; ``kink_rows`` then
-        lists every row with an element exactly at a kink."""
+        dtype's nearest value to the location) that no point holds yet. Whether a point is on
+        or next to a boundary is decided by the reference (diffcheck.diagnostics.limits)."""
         if len(self.values) != 1 or not locations:
             return self
         (name, vals), = self.values.items()
-        exact = [k for k in locations if float(round_to(np.array(k), dtype)) == k]
-        if not exact:
-            return self
+        near = sorted({float(round_to(np.array(k), dtype)) for k in locations})
         flat = vals.reshape(self.count, -1)
-        new = [k for k in exact if not (flat == k).all(axis=1).any()]
-        if new:
-            vals = np.concatenate([vals, np.stack([np.full(vals.shape[1:], k) for k in new])])
-        flat = vals.reshape(len(vals), -1)
-        rows = tuple(int(i) for i in np.flatnonzero(np.isin(flat, exact).any(axis=1)))
-        return PointSet({name: vals}, len(vals), self.explicit, rows)
+        new = [k for k in near if not (flat == k).all(axis=1).any()]
+        if not new:
+            return self
+        vals = np.concatenate([vals, np.stack([np.full(vals.shape[1:], k) for k in new])])
+        return PointSet({name: vals}, len(vals), self.explicit)
 
     def point(self, i: int) -> dict:
         """Point ``i`` as plain numbers / nested lists (for reports)."""

@@ -178,6 +178,20 @@ class SingularPoint:
     limit: str          # "+inf", "-inf" or "none"
     torch: float
     matches_limit: bool
+    why: str = ""       # what the limits said: "pole", "undefined nearby", "unsettled"
+
+
+@dataclass(frozen=True)
+class LimitFinding:
+    """An entry whose reference is its limit, not SymPy's value at the point (an undefined
+    or infinite value there, or a branch's convention on a boundary): what torch returned."""
+
+    point: dict[str, Any]
+    entry: str
+    exact: Any          # SymPy's value at the point: a number, or "inf", "-inf", "undefined"
+    limit: float
+    torch: float
+    passed: bool
 
 
 @dataclass(frozen=True)
@@ -245,6 +259,7 @@ class Details:
 
     kinks: tuple[KinkFinding, ...] = ()
     singular: tuple[SingularPoint, ...] = ()
+    limits: tuple[LimitFinding, ...] = ()
     regions: tuple[str, ...] = ()        # unstable regions, described in words
     notes: tuple[str, ...] = ()          # how torch was run (a vmap fallback, …)
     search: SearchHit | None = None      # set when --search ran
@@ -258,7 +273,8 @@ class Details:
     start: Any = UNSET                   # the descent's start point
     torch_error: Any = UNSET             # what torch raised during a descent
 
-    _ROWS = {"kinks": KinkFinding, "singular": SingularPoint, "claim": ClaimRow, "trajectory": DescentStep}
+    _ROWS = {"kinks": KinkFinding, "singular": SingularPoint, "limits": LimitFinding, "claim": ClaimRow,
+             "trajectory": DescentStep}
 
     def to_dict(self) -> dict:
         out: dict[str, Any] = {}

@@ -177,7 +177,13 @@ def test_kink_intervals():
     assert compare(ref, kinds, np.array([[0.0]]), "float64", intervals=inside).counts == {"kink": 1}
     assert compare(ref, kinds, np.array([[1.0]]), "float64", intervals=inside).counts == {"kink": 1}
     assert compare(ref, kinds, np.array([[1.2]]), "float64", intervals=inside).counts == {"fail": 1}
-    assert compare(ref, kinds, np.array([[np.nan]]), "float64", intervals=inside).counts == {"unstable": 1}
+    # NaN where the limits are finite is the NaN-gradient bug itself: a failure, shown as the worst point
+    nan = compare(ref, kinds, np.array([[np.nan]]), "float64", intervals=inside)
+    assert nan.counts == {"fail": 1} and nan.worst == (0, 0) and nan.worst_ratio == float("inf")
+    # one limit (a removable singularity): the limit is the reference, a pass is a plain pass
+    limit = np.array([[[0.25, 0.25]]])
+    assert compare(ref, kinds, np.array([[0.25]]), "float64", intervals=limit).counts == {"pass": 1}
+    assert compare(ref, kinds, np.array([[0.5]]), "float64", intervals=limit).counts == {"fail": 1}
     unused = np.full((1, 1, 2), np.nan)
     assert compare(ref, kinds, np.array([[0.5]]), "float64", intervals=unused).counts == {"pass": 1}
 

@@ -70,40 +70,80 @@ def kink_variable(compiled: CompiledCase) -> tuple[sp.Symbol, list[sp.Symbol]] |
     return syms[0], syms
 
 
-def find_kinks(compiled: CompiledCase, exprs: Sequence[sp.Expr]) -> list[float]:
-    """Kink locations (values of the case's variable, or of every element of it) in the domain."""
+def find_kinks(compiled: CompiledCase, exprs: Sequence[sp.Expr], dtype: str | None = None) -> list[float]:
+    """Kink locations (values of the case's variable, or of every element of it) in the domain:
+    the exact real roots (rational or algebraic, any degree) of every branch argument, with
+    the case's constants as the dtype under test holds them. An argument that is not a
+    polynomial because of an Abs, Max or Min inside (``abs(x - a) - c``) is solved branch by
+    branch, and a root is kept when the argument itself vanishes there. The locations are
+    the roots' float64 values: :meth:`PointSet.with_kinks` inserts the dtype's nearest value,
+    which the reference then examines at the exact boundary
+    (:mod:`diffcheck.diagnostics.limits`)."""
     found = kink_variable(compiled)
     if found is None:
         return []
     x, syms = found
     var = compiled.case.variables[0]
     lo, hi = var.domain
-    data = _exact_constants(compiled)
+    data = _exact_constants(compiled, dtype)
     scan = [e for e in list(exprs) + list(compiled.output.ravel()) if e.free_symbols & set(syms) <= {x}]
     points: set[float] = set()
     for arg in {a.xreplace(data) for e in scan for a in _branch_arguments(e)}:
         if arg.free_symbols != {x}:
             continue
-        try:
-            poly = sp.Poly(arg, x)
-        except sp.PolynomialError:
-            continue
-        if poly.degree() > 4 or poly.degree() < 1:
-            continue
-        for root in sp.Poly(arg, x).real_roots():
+        for root in _roots(arg, x):
             value = float(root)
             if lo <= value <= hi:
                 points.add(value)
     return sorted(points)[:MAX_KINKS]
 
 
-def _exact_constants(compiled: CompiledCase) -> dict:
+def _variants(expr: sp.Expr, depth: int = 0) -> list[sp.Expr]:
+    """``expr`` with each Abs, Max and Min replaced by one of its branches, every way (at most 16)."""
+    node = next((a for a in sp.preorder_traversal(expr) if isinstance(a, (sp.Abs, sp.Max, sp.Min))), None)
+    if node is None or depth > 4:
+        return [expr]
+    choices = [node.args[0], -node.args[0]] if isinstance(node, sp.Abs) else list(node.args)
+    out: list[sp.Expr] = []
+    for c in choices:
+        out += _variants(expr.xreplace({node: c}), depth + 1)
+    return out[:16]
+
+
+def _roots(arg: sp.Expr, x: sp.Symbol) -> list:
+    out = []
+    variants = _variants(arg)
+    for v in variants:
+        try:
+            poly = sp.Poly(v, x)
+        except sp.PolynomialError:
+            continue
+        if poly.degree() < 1 or poly.degree() > 8:
+            continue
+        if poly.domain.is_QQ or poly.domain.is_ZZ:
+            roots = poly.real_roots()
+        elif poly.degree() <= 2:  # irrational coefficients (pi/4): the closed form
+            roots = [r for r in sp.roots(poly, x) if r.is_real]
+        else:
+            continue
+        for root in roots:
+            if len(variants) == 1 or abs(sp.N(arg.xreplace({x: root}), 50)) < 1e-40:
+                out.append(root)
+    return out
+
+
+def _exact_constants(compiled: CompiledCase, dtype: str | None = None) -> dict:
+    """The symbolic constants as exact rationals: the values the dtype under test holds
+    (the decimal text of the case file when no dtype is given)."""
     from fractions import Fraction
+    from ..points import round_to
     out = {}
     for name, syms in compiled.const_symbols.items():
         vals = compiled.const_values[name].ravel()
+        if dtype is not None:
+            vals = round_to(vals, dtype)
         for s, v in zip(syms.ravel(), vals):
-            f = Fraction(repr(float(v)))
+            f = Fraction(float(v)) if dtype is not None else Fraction(repr(float(v)))
             out[s] = sp.Rational(f.numerator, f.denominator)
     return out
 
