@@ -6,7 +6,7 @@ compile → for each dtype: draw points → exact reference → torch → compar
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 
 import mpmath
@@ -23,8 +23,8 @@ from .points import SIXTEEN_BIT, PointSet, draw, validate_points
 from .diagnostics.regions import describe_region
 from .diagnostics.search import hunt
 from .reference import Evaluator
-from .results import (ERROR, FAILING, NOT_DIFFERENTIABLE, PASS, XFAIL, XPASS, CaseReport, Result,
-                      WorstPoint)
+from .results import (ERROR, FAIL, FAILING, NOT_DIFFERENTIABLE, SKIPPED, XFAIL, XPASS, CaseReport, Details,
+                      KinkFinding, LimitFinding, Result, SearchHit, SingularPoint, WorstPoint)
 from .claims import check_claims
 from .symbolic import CompiledCase, Target, compile_case
 
@@ -133,9 +133,9 @@ def check_part(case: Case, part: str | None, options: CheckOptions,
 
 
 def finish_case(case: Case, report: CaseReport) -> CaseReport:
-    """What needs all of a case's results: expected refusals, then xfail."""
-    expect_not_differentiable(case, report.results)
-    apply_xfail(case, report.results)
+    """What needs all of a case's results: expected refusals, then xfail (each result is
+    replaced by a new one; none is changed in place)."""
+    report.results = apply_xfail(case, expect_not_differentiable(case, report.results))
     return report
 
 
@@ -224,10 +224,13 @@ def _rounded(values: np.ndarray, dtype: str) -> np.ndarray:
 def _run(ctx: _Context, target: Target, label: str, mode: str | None) -> Result:
     case = ctx.compiled.case
     start = time.perf_counter()
-    result = Result(case=case.name, file=case.file, check=label, mode=mode, dtype=ctx.dtype, status=PASS)
+
+    def stopped(status, message: str) -> Result:
+        return Result(case=case.name, file=case.file, check=label, mode=mode, dtype=ctx.dtype, status=status,
+                      message=message, seconds=time.perf_counter() - start)
+
     if ctx.points.count == 0:
-        result.status, result.message = "skipped", "no points to check (samples: 0 and no points)"
-        return result
+        return stopped(SKIPPED, "no points to check (samples: 0 and no points)")
     ref = _reference(ctx, target)  # first: its temporaries are gone before torch's result arrives
     override = case.tolerance.get(ctx.dtype, case.tolerance.get("*"))
     special = _special(ctx, target, ref)
@@ -239,29 +242,18 @@ def _run(ctx: _Context, target: Target, label: str, mode: str | None) -> Result:
                 and cmp.plain_reference(ref.values, ref.kinds, ctx.dtype, override, intervals, ref.extremes)):
             streamed = _streamed(ctx, target, mode, ref, override)
             if streamed is not None:
-                return _finish(ctx, target, mode, result, streamed, ref, None, start)
+                return _finish(ctx, target, label, mode, streamed, ref, None, start, Details())
         got = ctx.torchside.value(target) if mode is None else ctx.torchside.derivative(target, mode)
     except CannotDifferentiate as err:
-        result.status, result.message = NOT_DIFFERENTIABLE, f"torch cannot differentiate this: {err}"
-        result.seconds = time.perf_counter() - start
-        return result
+        return stopped(NOT_DIFFERENTIABLE, f"torch cannot differentiate this: {err}")
     except TorchRaised as err:
-        result.status, result.message = ERROR, f"torch raised: {err}"
-        result.seconds = time.perf_counter() - start
-        return result
+        return stopped(ERROR, f"torch raised: {err}")
     comparison = cmp.compare(ref.values, ref.kinds, got, ctx.dtype, override, intervals,
                              scale_floor=0.0 if override else _scale_floor(ctx, target))
-    if intervals is not None:
-        kinks = _kink_details(ctx, target, intervals, got, comparison)
-        if kinks:
-            result.details["kinks"] = kinks
-    limits = _limit_details(ctx, target, special, got, comparison)
-    if limits:
-        result.details["limits"] = limits
-    singular = _singular_details(ctx, target, ref, special, got)
-    if singular:
-        result.details["singular"] = singular
-    return _finish(ctx, target, mode, result, comparison, ref, got, start)
+    details = Details(kinks=_kink_details(ctx, target, intervals, got, comparison) if intervals is not None else (),
+                      singular=_singular_details(ctx, target, ref, special, got),
+                      limits=_limit_details(ctx, target, special, got, comparison))
+    return _finish(ctx, target, label, mode, comparison, ref, got, start, details)
 
 
 def _streamed(ctx: _Context, target: Target, mode: str, ref: _Reference, override) -> cmp.Comparison | None:
@@ -274,33 +266,37 @@ def _streamed(ctx: _Context, target: Target, mode: str, ref: _Reference, overrid
     return stream.result() if done is True else None
 
 
-def _finish(ctx: _Context, target: Target, mode: str | None, result: Result, comparison: cmp.Comparison,
-            ref: _Reference, got: np.ndarray | None, start: float) -> Result:
-    """The result from its comparison. ``got`` is torch's whole result, None when it was
-    compared block by block (only pass and fail were possible then)."""
+def _finish(ctx: _Context, target: Target, label: str, mode: str | None, comparison: cmp.Comparison,
+            ref: _Reference, got: np.ndarray | None, start: float, details: Details) -> Result:
+    """The result, built once from its comparison. ``got`` is torch's whole result, None when
+    it was compared block by block (only pass and fail were possible then)."""
+    case = ctx.compiled.case
     if comparison.counts.get("unstable"):
         region = _unstable_region(ctx, target, mode, comparison)
         if region:
-            result.details["regions"] = [region]
-    result.status = cmp.status_of(comparison.counts)
-    result.points = comparison.compared
-    result.max_abs_error, result.max_rel_error, result.max_ulp_error = (
-        comparison.max_abs, comparison.max_rel, comparison.max_ulp)
-    result.counts = comparison.counts
-    result.tolerance = comparison.policy.describe()
+            details = replace(details, regions=(region,))
+    status = cmp.status_of(comparison.counts)
+    worst = None
     if comparison.worst is not None:
         i, j = comparison.worst
         g = float(got[i, j]) if got is not None else comparison.worst_got
-        result.worst_point = _worst(ctx, target, ref, g, i, j)
-    result.message = _message(result, comparison, ctx.points.count)
+        worst = _worst(ctx, target, ref, g, i, j)
+    message = _message(comparison, ctx.points.count, details)
     if ctx.options.search:
-        _search(ctx, target, mode, comparison, result)
+        hit = _search(ctx, target, mode, comparison)
+        details = replace(details, search=hit)
+        if hit.point is not None:
+            status = status if status in FAILING else FAIL
+            message = (f"{message}; --search found a failing point ({hit.stage}): "
+                       f"pin it with `{hit.points_line}`")
     if ctx.torchside.notes:
-        result.details["notes"] = list(ctx.torchside.notes)
+        details = replace(details, notes=tuple(ctx.torchside.notes))
         ctx.torchside.notes.clear()
-    result.details["tolerance_ratio"] = comparison.worst_ratio
-    result.seconds = time.perf_counter() - start
-    return result
+    return Result(case=case.name, file=case.file, check=label, mode=mode, dtype=ctx.dtype, status=status,
+                  points=comparison.compared, max_abs_error=comparison.max_abs, max_rel_error=comparison.max_rel,
+                  max_ulp_error=comparison.max_ulp, worst_point=worst, message=message, counts=comparison.counts,
+                  tolerance=comparison.policy.describe(), details=details, ratio=comparison.worst_ratio,
+                  seconds=time.perf_counter() - start)
 
 
 def _torch_at(ctx: _Context, target: Target, mode: str | None, values: dict[str, np.ndarray]) -> np.ndarray:
@@ -331,7 +327,7 @@ def _unstable_region(ctx: _Context, target: Target, mode: str | None, comparison
     return describe_region(probe, name, s, u, case.variables[0].domain, ctx.dtype)
 
 
-def _search(ctx: _Context, target: Target, mode: str | None, comparison: cmp.Comparison, result: Result) -> None:
+def _search(ctx: _Context, target: Target, mode: str | None, comparison: cmp.Comparison) -> SearchHit:
     """--search: hunt for a failing point with the policy this result was judged by."""
     c, policy = ctx.compiled, comparison.policy
     evaluator = Evaluator(target.exprs, c.symbols)
@@ -351,13 +347,8 @@ def _search(ctx: _Context, target: Target, mode: str | None, comparison: cmp.Com
 
     found = hunt(c.case, ctx.dtype, failing, ctx.options.seed if ctx.options.seed is not None else c.case.seed)
     if found is None:
-        result.details["search"] = {"found": None}
-        return
-    result.details["search"] = found.to_dict()
-    if result.status not in FAILING:
-        result.status = "fail"
-    result.message = (f"{result.message}; --search found a failing point ({found.stage}): "
-                      f"pin it with `{found.yaml}`")
+        return SearchHit()
+    return SearchHit(point=found.point, points_line=found.yaml, stage=found.stage)
 
 
 def _matrix_row(ctx: _Context, i: int) -> np.ndarray:
@@ -492,24 +483,24 @@ def _kind_name(kind: int) -> str:
 
 
 def _kink_details(ctx: _Context, target: Target, intervals: np.ndarray, got: np.ndarray,
-                  comparison: cmp.Comparison) -> list[dict]:
+                  comparison: cmp.Comparison) -> tuple[KinkFinding, ...]:
     case = ctx.compiled.case
     out = []
     for i, j in np.argwhere(intervals[..., 1] > intervals[..., 0]):
         left, right, g = float(intervals[i, j, 0]), float(intervals[i, j, 1]), float(got[i, j])
         allowed = comparison.policy.rtol * max(abs(left), abs(right)) + comparison.policy.atol
-        out.append({"function": case.torch or case.expr, "check": target.label,
-                    "point": ctx.points.point(int(i)), "entry": target.entry(int(j)),
-                    "left": left, "right": right, "torch": g,
-                    "convention": convention(left, right, g, allowed) or "outside the subdifferential"})
-    return out
+        out.append(KinkFinding(function=case.torch or case.expr, check=target.label,
+                               point=ctx.points.point(int(i)), entry=target.entry(int(j)),
+                               left=left, right=right, torch=g,
+                               convention=convention(left, right, g, allowed) or KinkFinding.OUTSIDE))
+    return tuple(out)
 
 
 MAX_SINGULAR_ROWS = 10
 
 
 def _limit_details(ctx: _Context, target: Target, special: _Special, got: np.ndarray,
-                   comparison: cmp.Comparison) -> list[dict]:
+                   comparison: cmp.Comparison) -> tuple[LimitFinding, ...]:
     """Entries whose reference is a limit that differs from SymPy's value at the point (an
     undefined or infinite value, or a branch's convention at a boundary)."""
     out = []
@@ -517,16 +508,15 @@ def _limit_details(ctx: _Context, target: Target, special: _Special, got: np.nda
         g = float(got[i, j])
         if verdict.kind != "limit" or (exact == verdict.lo and np.isfinite(g)):
             continue
-        out.append({"point": ctx.points.point(i), "entry": target.entry(j), "exact": exact,
-                    "limit": verdict.lo, "torch": g,
-                    "passed": comparison.point_class[i] in ("pass", "kink")
-                    or bool(np.isfinite(g) and abs(g - verdict.lo) <= comparison.policy.rtol * abs(verdict.lo)
-                            + comparison.policy.atol)})
-    return out[:MAX_SINGULAR_ROWS * 4]
+        passed = bool(np.isfinite(g) and abs(g - verdict.lo) <= comparison.policy.rtol * abs(verdict.lo)
+                      + comparison.policy.atol)
+        out.append(LimitFinding(point=ctx.points.point(i), entry=target.entry(j), exact=exact,
+                                limit=verdict.lo, torch=g, passed=passed))
+    return tuple(out[:MAX_SINGULAR_ROWS * 4])
 
 
 def _singular_details(ctx: _Context, target: Target, ref: _Reference, special: _Special,
-                      got: np.ndarray) -> list[dict]:
+                      got: np.ndarray) -> tuple[SingularPoint, ...]:
     """At points where the exact value is still infinite or undefined after its limits were
     examined: what torch returned, what the limits said, and whether torch's value is the
     infinity every direction agrees on."""
@@ -545,13 +535,13 @@ def _singular_details(ctx: _Context, target: Target, ref: _Reference, special: _
             left = verdict.limits[1] if scalar else None
             right = verdict.limits[0] if scalar else None
             matches = limit is not None and np.isinf(g) and (g > 0) == (limit == "+inf")
-            out.append({"point": ctx.points.point(int(i)), "entry": target.entry(int(j)),
-                        "exact": _kind_name(int(ref.kinds[i, j])),
-                        "left": float("nan") if left is None else float(left),
-                        "right": float("nan") if right is None else float(right),
-                        "limit": limit or "none", "why": verdict.kind if verdict else "not examined",
-                        "torch": g, "matches_limit": bool(matches)})
-    return out
+            out.append(SingularPoint(point=ctx.points.point(int(i)), entry=target.entry(int(j)),
+                                     exact=_kind_name(int(ref.kinds[i, j])),
+                                     left=float("nan") if left is None else float(left),
+                                     right=float("nan") if right is None else float(right),
+                                     limit=limit or "none", torch=g, matches_limit=bool(matches),
+                                     why=verdict.kind if verdict else "not examined"))
+    return tuple(out)
 
 
 def _worst(ctx: _Context, target: Target, ref: _Reference, g: float, i: int, j: int) -> WorstPoint:
@@ -572,19 +562,18 @@ def _worst(ctx: _Context, target: Target, ref: _Reference, g: float, i: int, j: 
                       abs_error=a, rel_error=rel, ulp_error=u, formula=formula)
 
 
-def _message(result: Result, comparison: cmp.Comparison, total: int) -> str:
+def _message(comparison: cmp.Comparison, total: int, details: Details) -> str:
     parts = []
     c = comparison.counts
-    for d in [d for d in result.details.get("limits", []) if not d["passed"]][:1]:
-        at = ", ".join(f"{k} = {v}" for k, v in d["point"].items())
-        exact = d["exact"]
-        why = (f"the exact expression is {exact} there" if isinstance(exact, str)
-               else f"SymPy's value there, {exact:.6g}, is only its branch convention")
-        parts.append(f"exact limit {d['limit']:.6g} at {at} for {d['entry']} ({why}); torch returned {d['torch']:.6g}")
-    for d in [d for d in result.details.get("kinks", []) if not np.isfinite(d["torch"])][:1]:
-        at = ", ".join(f"{k} = {v}" for k, v in d["point"].items())
-        parts.append(f"at {at} the one-sided limits of {d['entry']} are {d['left']:.6g} and {d['right']:.6g} "
-                     f"(a kink: any value between them is right); torch returned {d['torch']:.6g}")
+    for d in [d for d in details.limits if not d.passed][:1]:
+        at = ", ".join(f"{k} = {v}" for k, v in d.point.items())
+        why = (f"the exact expression is {d.exact} there" if isinstance(d.exact, str)
+               else f"SymPy's value there, {d.exact:.6g}, is only its branch convention")
+        parts.append(f"exact limit {d.limit:.6g} at {at} for {d.entry} ({why}); torch returned {d.torch:.6g}")
+    for d in [d for d in details.kinks if not np.isfinite(d.torch)][:1]:
+        at = ", ".join(f"{k} = {v}" for k, v in d.point.items())
+        parts.append(f"at {at} the one-sided limits of {d.entry} are {d.left:.6g} and {d.right:.6g} "
+                     f"(a kink: any value between them is right); torch returned {d.torch:.6g}")
     if c.get("fail") and comparison.worst_ratio is not None and np.isinf(comparison.worst_ratio):
         parts.append(f"{c['fail']} of {total} points fail")
     elif c.get("fail"):
@@ -604,32 +593,24 @@ def _message(result: Result, comparison: cmp.Comparison, total: int) -> str:
     return "; ".join(parts) if parts else f"all {total} points within tolerance"
 
 
-def expect_not_differentiable(case: Case, results: list[Result]) -> None:
+def expect_not_differentiable(case: Case, results: list[Result]) -> list[Result]:
     """A case that claims ``differentiable: false`` expects torch to refuse: its refusals are
     the expected outcome (the claim itself is checked as ``expect.differentiable``)."""
     if not case.expect or case.expect.get("differentiable", True) is not False:
-        return
-    for r in results:
-        if r.status == NOT_DIFFERENTIABLE:
-            r.details["original_status"] = r.status
-            r.status = XFAIL
-            r.message = f"as the case claims (differentiable: false): {r.message}"
+        return list(results)
+    return [r.with_outcome(XFAIL, f"as the case claims (differentiable: false): {r.message}")
+            if r.status == NOT_DIFFERENTIABLE else r for r in results]
 
 
-def apply_xfail(case: Case, results: list[Result]) -> None:
+def apply_xfail(case: Case, results: list[Result]) -> list[Result]:
     """An ``xfail`` case passes the run when it fails, and is an unexpected pass otherwise."""
     if not case.xfail:
-        return
-    failing = [r for r in results if r.status in FAILING]
-    if failing:
-        for r in failing:
-            r.details["original_status"] = r.status
-            r.status = XFAIL
-            r.message = f"expected failure ({case.xfail}): {r.message}"
-    else:
-        for r in results:
-            r.status = XPASS
-            r.message = f"unexpected pass: the case is marked xfail ({case.xfail})"
+        return list(results)
+    if any(r.status in FAILING for r in results):
+        return [r.with_outcome(XFAIL, f"expected failure ({case.xfail}): {r.message}")
+                if r.status in FAILING else r for r in results]
+    return [replace(r, status=XPASS, message=f"unexpected pass: the case is marked xfail ({case.xfail})")
+            for r in results]
 
 
 # --- LaTeX for reports ------------------------------------------------------------------
