@@ -40,7 +40,7 @@ import mpmath
 import numpy as np
 import sympy as sp
 
-from ..reference import _MODULES, _as_mp
+from ..reference.mp import MODULES as _MODULES, as_mp as _as_mp
 from ..symbolic.dag import RELATIONS, Program
 
 #: the two distances from the point (in units of the point's own size, at least 1)
