@@ -91,26 +91,6 @@ def _exp(x):
     return sp.exp(x)
 
 
-def _sigmoid(x):
-    return 1 / (1 + _exp(-x))
-
-
-def _softplus(x):
-    return sp.log(1 + _exp(x))
-
-
-def _gelu(x):
-    return x * (1 + sp.erf(x / sp.sqrt(2))) / 2
-
-
-def _silu(x):
-    return x / (1 + _exp(-x))
-
-
-def _elu(x):
-    return sp.Piecewise((x, x > 0), (_exp(x) - 1, True))
-
-
 def _math_softmax(a: Arr, dim: int = -1) -> Arr:
     _need_ndim("softmax", a, (1, 2, 3))
     e = elementwise(_exp)(a)
@@ -246,10 +226,6 @@ def _math_logsumexp_k(a: Arr, dim: int = -1, keepdim: bool = False) -> Arr:
 
 
 
-def _torch_step(x):
-    return torch.heaviside(x, torch.zeros_like(x))
-
-
 def _torch_where(cond, a, b):
     like = a if isinstance(a, torch.Tensor) else b
     return torch.where(cond, _t(a, like), _t(b, like))
@@ -323,42 +299,12 @@ class Func:
         return f"{self.name}({', '.join(parts)})"
 
 
-def _elem(name: str, sym: Callable, tfn: Callable, doc: str = "") -> Func:
-    return Func(name, elementwise(sym), tfn, doc=doc or f"{name}(x), elementwise")
-
-
 #: sum, mean: dim (a whole number or a tuple) and keepdim, positional or keyword, as in torch
 _DIMS = Opt("dim", "ints", None, positional=True)
 _KEEP = Opt("keepdim", "bool", False, positional=True)
 
 
 LIBRARY: dict[str, Func] = {f.name: f for f in [
-    # elementary
-    _elem("exp", _exp, torch.exp),
-    _elem("log", sp.log, torch.log),
-    _elem("sqrt", sp.sqrt, torch.sqrt),
-    _elem("abs", sp.Abs, torch.abs),
-    _elem("sin", sp.sin, torch.sin),
-    _elem("cos", sp.cos, torch.cos),
-    _elem("tan", sp.tan, torch.tan),
-    _elem("sinh", sp.sinh, torch.sinh),
-    _elem("cosh", sp.cosh, torch.cosh),
-    _elem("tanh", sp.tanh, torch.tanh),
-    _elem("asinh", sp.asinh, torch.asinh),
-    _elem("atan", sp.atan, torch.atan),
-    _elem("erf", sp.erf, torch.erf),
-    # activations
-    _elem("sigmoid", _sigmoid, torch.sigmoid, "1/(1+e^-x)"),
-    _elem("relu", lambda x: sp.Max(0, x), torch.relu, "max(0, x)"),
-    _elem("step", lambda x: sp.Heaviside(x, 0), _torch_step, "Heaviside step, 0 at 0"),
-    _elem("softplus", _softplus, F.softplus, "log(1+e^x)"),
-    _elem("gelu", _gelu, F.gelu, "x·Φ(x)"),
-    _elem("silu", _silu, F.silu, "x·sigmoid(x)"),
-    _elem("elu", _elu, F.elu, "x if x>0 else e^x-1"),
-    Func("leaky_relu", lambda x, s: arr(np.frompyfunc(
-        lambda v: sp.Piecewise((v, v > 0), (s[()] * v, True)), 1, 1)(x)),
-        lambda x, s: F.leaky_relu(x, float(s)), (2, 2), number_args=(1,),
-        doc="x if x>0 else slope·x"),
     # vectors
     Func("sum", _math_sum_k, _torch_sum, options=(_DIMS, _KEEP), torch_names=("torch.sum",)),
     Func("mean", _math_mean_k, _torch_mean, options=(_DIMS, _KEEP), torch_names=("torch.mean",)),
@@ -370,14 +316,18 @@ LIBRARY: dict[str, Func] = {f.name: f for f in [
     Func("minimum", elementwise2(lambda a, b: sp.Min(a, b)), _pair(torch.minimum), (2, 2)),
     Func("where", _math_where, _torch_where, (3, 3)),
     # probability
-    Func("softmax", _math_softmax, lambda x, dim=-1: torch.softmax(x, dim=dim), dim=True),
-    Func("log_softmax", _math_log_softmax, lambda x, dim=-1: torch.log_softmax(x, dim=dim), dim=True),
+    Func("softmax", _math_softmax, lambda x, dim=-1: torch.softmax(x, dim=dim), dim=True, family="activation",
+         torch_names=("torch.softmax", "torch.nn.functional.softmax", "torch.special.softmax")),
+    Func("log_softmax", _math_log_softmax, lambda x, dim=-1: torch.log_softmax(x, dim=dim), dim=True,
+         family="activation",
+         torch_names=("torch.log_softmax", "torch.nn.functional.log_softmax", "torch.special.log_softmax")),
     Func("logsumexp", _math_logsumexp_k, lambda x, dim=-1, keepdim=False: torch.logsumexp(x, dim=dim, keepdim=keepdim),
          options=(Opt("dim", "ints", -1, positional=True), _KEEP), torch_names=("torch.logsumexp",)),
     # losses
     Func("mse", _math_mse, F.mse_loss, (2, 2), doc="mean((a-b)^2)"),
     Func("sse", _math_sse, lambda a, b: F.mse_loss(a, b, reduction="sum"), (2, 2), doc="sum((a-b)^2)"),
-    Func("cross_entropy", _math_cross_entropy, _torch_cross_entropy, (2, 2)),
+    Func("cross_entropy", _math_cross_entropy, _torch_cross_entropy, (2, 2),
+         torch_names=("torch.nn.functional.cross_entropy",)),
 ]}
 
 #: named constants of the case language: (math meaning, torch meaning)
@@ -386,7 +336,8 @@ CONSTANTS: dict[str, tuple[sp.Expr, float]] = {"pi": (sp.pi, math.pi), "E": (sp.
 
 # --- the other families, each in its own module (rows with both meanings side by side) --------
 # imported last: they build on the helpers above
+from . import pointwise as _pointwise  # noqa: E402
 from . import reductions as _reductions  # noqa: E402
 
-for _f in _reductions.ROWS:
+for _f in _pointwise.ROWS + _reductions.ROWS:
     LIBRARY[_f.name] = _f
