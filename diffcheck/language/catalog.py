@@ -30,6 +30,8 @@ DTYPES = {"float64": torch.float64, "float32": torch.float32, "float16": torch.f
 FAMILIES = ("elementary", "binary", "special", "activation", "reduction", "reductions", "scans", "loss",
             "losses", "linear algebra", "layers", "shape", "")
 
+MEASURED_WITH = "Measured with torch"
+
 #: the activations of torch.nn.functional (its documentation's "Non-linear activation functions",
 #: in-place variants and normalisation layers aside)
 ACTIVATIONS = ("threshold", "relu", "hardtanh", "hardswish", "relu6", "elu", "selu", "celu", "leaky_relu",
@@ -193,7 +195,8 @@ def render() -> str:
              "run on the CPU, measured on a small tensor (declared by the row where no generic probe fits);",
              "*special points* are the kinks, poles, removable singularities and thresholds its control in",
              "`cases/library/` checks. The exact readings of the SymPy functions (extended precision, mpmath,",
-             "or a declared gap computed by mpmath) are the op table, `diffcheck/symbolic/ops.py`.", ""]
+             "or a declared gap computed by mpmath) are the op table, `diffcheck/symbolic/ops.py`.", "",
+             f"{MEASURED_WITH} {torch.__version__.split('+')[0]} on the CPU.", ""]
     by_family: dict[str, list[Func]] = {}
     for f in LIBRARY.values():
         by_family.setdefault(f.family or "other", []).append(f)
@@ -227,6 +230,14 @@ def render() -> str:
     lines.insert(lines.index("## Coverage of torch's namespaces") + 1,
                  f"\n{total_in} of {total} torch functions in these namespaces are in the library.")
     return "\n".join(lines).rstrip() + "\n"
+
+
+def measured_with(text: str) -> str | None:
+    """The torch version a generated docs/library.md was measured with."""
+    for line in text.splitlines():
+        if line.startswith(MEASURED_WITH):
+            return line[len(MEASURED_WITH):].split()[0]
+    return None
 
 
 def main(argv: list[str] | None = None) -> int:
