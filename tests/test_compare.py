@@ -323,3 +323,32 @@ def test_the_stream_declines_a_block_torch_did_not_finish():
     stream = cmp.PlainStream(ref, "float64", None, 0.0)
     assert stream.add(0, got[:2]) is True
     assert stream.add(2, got[2:]) is False
+
+
+def test_conditioning_grants_what_the_formula_explains_and_says_so():
+    from diffcheck.pipeline import _conditioning_hint
+    ref, kinds = np.array([[1e-6, 0.25]]), np.zeros((1, 2), np.int8)
+    u = cmp.EPS["float64"] / 2
+    k = np.array([[1e3, 0.25]])                      # the first entry cancels 1e9-fold
+    cond = lambda rows: (k[rows], np.full(len(rows), np.inf))  # noqa: E731
+    within = compare(ref, kinds, np.array([[1e-6 + 1.5 * u * 1e3, 0.25]]), "float64", conditioning=cond)
+    assert within.counts == {"pass": 1}
+    beyond = compare(ref, kinds, np.array([[1e-6 + 5 * u * 1e3, 0.25]]), "float64", conditioning=cond)
+    assert beyond.counts == {"fail": 1}
+    assert beyond.worst_conditioning == pytest.approx(cmp.CONDITIONING * u * 1e3)
+    assert beyond.worst_allowed == pytest.approx(beyond.worst_conditioning)
+    rtol, atol = beyond.accept
+    assert atol >= 5 * u * 1e3 and rtol == beyond.policy.rtol
+    hint = _conditioning_hint(beyond, "float64")
+    assert "conditioning explains" in hint and "tolerance: {float64: {rtol:" in hint
+    # a wrong value far beyond the conditioning: no hint
+    wrong = compare(ref, kinds, np.array([[2e-6, 0.25]]), "float64", conditioning=cond)
+    assert wrong.counts == {"fail": 1} and _conditioning_hint(wrong, "float64") is None
+
+
+def test_an_underflowing_intermediate_is_granted_its_subnormal_spacing():
+    ref, kinds = np.array([[-7.0e-7]]), np.zeros((1, 1), np.int8)
+    got = np.array([[-1.0e-6]])                       # exp(-17) is subnormal in float16
+    cond = lambda rows: (np.zeros((len(rows), 1)), np.full(len(rows), 4.1e-8))  # noqa: E731
+    assert compare(ref, kinds, got, "float16").counts == {"fail": 1}
+    assert compare(ref, kinds, got, "float16", conditioning=cond).counts == {"pass": 1}

@@ -203,6 +203,43 @@ class Evaluator:
         self.stats += stats
         return out, kinds
 
+    def rounding_scale(self, values: np.ndarray) -> np.ndarray:
+        """(P, n): the running error bound of evaluating each exact expression op by op, in
+        units of the unit roundoff: Σ over the operations of |the value it rounds| times how
+        much the expression amplifies it (a sum of terms that cancel counts every term). 0
+        where the bound is not finite (nothing is then granted for conditioning).
+        See diffcheck.compare for how it enters the tolerance."""
+        from .extended import evaluate as extended
+        from .plan import U
+        derived = self.program.derived
+        if "plan_as_written" not in derived:
+            derived["plan_as_written"] = plan(self.program, rewrite=False)
+        values = np.asarray(values, dtype=np.float64)
+        bounds = np.empty((values.shape[0], len(self.program.outputs)))
+        out, _ = extended(derived["plan_as_written"], values, 0.0, bounds)
+        with np.errstate(all="ignore"):
+            scale = bounds / U * np.abs(out)
+        scale[~np.isfinite(scale)] = 0.0
+        return scale
+
+    def smallest_underflow(self, values: np.ndarray, tiny: float) -> np.ndarray:
+        """(P,): per row, the smallest nonzero |value| of any operation of the formula as
+        written that lies below ``tiny`` (a dtype's smallest normal number: the operation
+        underflows there), +inf where none does."""
+        from .extended import _evaluate_chunk
+        derived = self.program.derived
+        if "plan_as_written" not in derived:
+            derived["plan_as_written"] = plan(self.program, rewrite=False)
+        p = derived["plan_as_written"]
+        values = np.asarray(values, dtype=np.float64)
+        with np.errstate(all="ignore"):
+            V, _ = _evaluate_chunk(p, values)
+            live = np.concatenate([np.asarray(p.sym_nodes, dtype=int), np.asarray(p.const_nodes, dtype=int)]
+                                  + [np.asarray(g.out, dtype=int) for g in p.groups])
+            mag = np.abs(V[live].astype(np.float64))
+            under = (mag > 0) & (mag < tiny)
+            return np.where(under, mag, np.inf).min(axis=0) if len(live) else np.full(len(values), np.inf)
+
     def _plan(self):
         """The vectorized plan of the program, built once and kept with it."""
         derived = self.program.derived

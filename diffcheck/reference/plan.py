@@ -51,8 +51,11 @@ class Plan:
     nodes: tuple[list, list, list]  # the rewritten (ops, args, data) the groups index
 
 
-def plan(program: Program) -> Plan:
-    ops, args, data = _rewrite(program)
+def plan(program: Program, rewrite: bool = True) -> Plan:
+    """The program arranged for vectorized evaluation; ``rewrite=False`` keeps every node as
+    written (no log1p/expm1/sech² forms): its error bounds are then those of evaluating the
+    formula op by op, as autograd does (the conditioning scale of diffcheck.compare)."""
+    ops, args, data = _rewrite(program) if rewrite else (list(program.ops), list(program.args), list(program.data))
     n = len(ops)
     level = [0] * n
     live = _live(ops, args, program.outputs)
