@@ -605,7 +605,9 @@ def _message(comparison: cmp.Comparison, total: int, details: Details, dtype: st
         at = ", ".join(f"{k} = {v}" for k, v in d.point.items())
         why = (f"the exact expression is {d.exact} there" if isinstance(d.exact, str)
                else f"SymPy's value there, {d.exact:.6g}, is only its branch convention")
-        parts.append(f"exact limit {d.limit:.6g} at {at} for {d.entry} ({why}); torch returned {d.torch:.6g}")
+        digits = ".6g" if not np.isfinite(d.torch) or abs(d.torch - d.limit) > 1e-5 * abs(d.limit) else ".17g"
+        parts.append(f"exact limit {d.limit:{digits}} at {at} for {d.entry} ({why}); "
+                     f"torch returned {d.torch:{digits}}")
     for d in [d for d in details.kinks if not np.isfinite(d.torch)][:1]:
         at = ", ".join(f"{k} = {v}" for k, v in d.point.items())
         parts.append(f"at {at} the one-sided limits of {d.entry} are {d.left:.6g} and {d.right:.6g} "
