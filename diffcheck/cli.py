@@ -3,13 +3,15 @@ the report writers.
 
 The exit code of ``diffcheck run`` is :attr:`diffcheck.results.RunReport.exit_code` and is
 computed nowhere else: 0 every case passed, 1 a case failed, 2 a usage error or an invalid
-case file, 3 an internal error, 5 no case found.
+case file, 3 an internal error, 5 no case found, 130 interrupted (Ctrl-C or SIGTERM: what had
+finished is still reported and written).
 """
 
 from __future__ import annotations
 
 import os
 import platform
+import signal
 import sys
 import time
 import traceback
@@ -61,9 +63,6 @@ def _check_device(ctx: click.Context, param: click.Parameter, value: str) -> str
     return value
 
 
-MAX_AUTO_JOBS = 8
-
-
 def _check_jobs(ctx: click.Context, param: click.Parameter, value: str | int) -> int | str:
     if str(value).strip().lower() == "auto":
         return "auto"
@@ -76,20 +75,7 @@ def _check_jobs(ctx: click.Context, param: click.Parameter, value: str | int) ->
     return jobs
 
 
-def auto_jobs(device: str) -> int:
-    """``-j auto``: one worker per CPU this process may run on (at most MAX_AUTO_JOBS); one
-    process when there is a single CPU, when the device is not the CPU (a forked worker
-    cannot use a GPU its parent has touched), or when the platform cannot fork (a spawned
-    worker imports torch again: two seconds each, more than most suites gain)."""
-    import multiprocessing
-
-    if "fork" not in multiprocessing.get_all_start_methods():
-        return 1
-    try:
-        cpus = len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        cpus = os.cpu_count() or 1
-    return 1 if device != "cpu" else max(1, min(cpus, MAX_AUTO_JOBS))
+auto_jobs = runner.auto_jobs  # -j auto: the runner's policy (diffcheck.runner.limits)
 
 
 def _stdout_console() -> Console:
@@ -114,6 +100,23 @@ def _progress_display(console: Console, enabled: bool) -> Iterator[Callable[[Cas
         # the runner announces the number of cases, and the spinner becomes a bar
         tick.set_total = lambda n: progress.update(task, total=n)  # type: ignore[attr-defined]
         yield tick
+
+
+@contextmanager
+def _terminate_as_interrupt() -> Iterator[None]:
+    """SIGTERM (a CI runner cancelling the job, `kill`) ends the run as Ctrl-C does: what has
+    finished is reported and written, exit 130."""
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+    try:
+        previous = signal.signal(signal.SIGTERM, interrupt)
+    except ValueError:  # not the main thread
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _short_traceback() -> str:
@@ -193,21 +196,22 @@ def _with_examples(paths: tuple[str, ...], examples: bool) -> list[str]:
 @click.option("--search", is_flag=True, help="Search each domain for the worst point.")
 @click.option("-j", "--jobs", default="auto", show_default=True, metavar="N|auto", callback=_check_jobs,
               help="Check this many cases at once, each in a worker process under a time and memory "
-                   "limit; auto: one per CPU (at most 8), 1: all in this process.")
+                   "limit; auto: one per CPU (at most 8).")
+@click.option("--in-process", is_flag=True,
+              help="Check every case in this process (for a debugger): no hard time or memory limit, "
+                   "and a crash ends the run.")
 @click.option("--no-cache", is_flag=True, help="Recompute exact derivatives; ignore the cache.")
 @click.pass_context
 def run(ctx: click.Context, paths: tuple[str, ...] | list[str], examples: bool, keyword: str | None,
         dtypes: tuple[str, ...], seed: int | None, report_dir: str | None,
         json_file: str | None, fail_fast: bool, verbose: int, quiet: int, device: str,
-        search: bool, jobs: int | str, no_cache: bool) -> None:
+        search: bool, jobs: int | str, in_process: bool, no_cache: bool) -> None:
     """Check the cases in PATH... (YAML files, or folders searched for them)."""
     verbosity = max(-1, verbose - quiet)
     paths = _with_examples(paths, examples)
-    if jobs == "auto":
-        jobs = auto_jobs(device)
     options = runner.RunOptions(
         keyword=keyword, dtypes=dtypes, seed=seed, fail_fast=fail_fast, verbose=verbosity,
-        device=device, search=search, jobs=jobs, cache=not no_cache,
+        device=device, search=search, jobs=jobs, in_process=in_process, cache=not no_cache,
     )
     console = _stdout_console()
     errors_console = Console(stderr=True, highlight=False)
@@ -221,9 +225,13 @@ def run(ctx: click.Context, paths: tuple[str, ...] | list[str], examples: bool, 
             progress.set_total = tick.set_total  # type: ignore[attr-defined]
 
         try:
-            report = runner.run(paths, options, progress)
+            with _terminate_as_interrupt():
+                report = runner.run(paths, options, progress)
         except Exception:  # an internal error still reports what was produced, exit 3
             report = _crash_report(finished, seed, started)
+    if report.interrupted:
+        errors_console.print(f"interrupted: {len(report.cases)} cases checked, {len(report.not_run)} not run",
+                             markup=False)
 
     outputs = [("console report",
                 lambda: render_console(report, console, verbosity, errors_console))]

@@ -27,6 +27,7 @@ from .results import (ERROR, FAIL, FAILING, NOT_DIFFERENTIABLE, SKIPPED, XFAIL, 
                       KinkFinding, LimitFinding, Result, SearchHit, SingularPoint, WorstPoint)
 from .claims import check_claims
 from .symbolic import CompiledCase, Target, compile_case
+from .symbolic.cache import DerivationCache
 
 MAX_FORMULA = 400  # characters of a formula shown in a failure
 MAX_LATEX_NODES = 400  # formulas larger than this are not printed as LaTeX in reports
@@ -41,6 +42,7 @@ class CheckOptions:
     device: str = "cpu"
     verbose: int = 0
     search: bool = False  # hunt for failing points with Hypothesis (diffcheck.search)
+    cache: DerivationCache | None = None  # where derivations are kept across runs (None: nowhere)
 
 
 @dataclass
@@ -85,7 +87,7 @@ def check_case(case: Case, options: CheckOptions | None = None) -> CaseReport:
     everything torch does wrong becomes a Result."""
     options = options or CheckOptions()
     start = time.perf_counter()
-    compiled = prepare(case)
+    compiled = prepare(case, options.cache)
     report = check_part(case, None, options, compiled)
     for part in case_parts(case, options):
         report.results.extend(check_part(case, part, options, compiled).results)
@@ -106,10 +108,13 @@ def case_parts(case: Case, options: CheckOptions) -> list[str]:
     return list(options.dtypes or case.dtypes) + ([CLAIMS] if case.expect else [])
 
 
-def prepare(case: Case) -> CompiledCase:
-    """The case compiled, its explicit points checked (a CaseFileError if they are wrong)."""
+def prepare(case: Case, cache: DerivationCache | None = None) -> CompiledCase:
+    """The case compiled, its explicit points checked (a CaseFileError if they are wrong);
+    its derivations kept in ``cache`` when one is given."""
     validate_points(case)
-    return compile_case(case)
+    compiled = compile_case(case)
+    compiled.cache = cache
+    return compiled
 
 
 def check_part(case: Case, part: str | None, options: CheckOptions,
@@ -118,7 +123,7 @@ def check_part(case: Case, part: str | None, options: CheckOptions,
     ``part`` None, only the case's formulas (its LaTeX, which derives every checked
     derivative). xfail and expected refusals are applied by :func:`finish_case`."""
     start = time.perf_counter()
-    compiled = compiled or prepare(case)
+    compiled = compiled or prepare(case, options.cache)
     report = CaseReport(name=case.name, file=case.file, description=case.description, expr=case.expr,
                         xfail=case.xfail)
     if part is None:

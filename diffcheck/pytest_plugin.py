@@ -12,9 +12,11 @@ Enabled by the ``pytest11`` entry point, and off until asked for with ``--diffch
 Other YAML files (a project's configuration, CI files, data) are never collected.
 
 There is one test item per case, with the node id ``path/to/file.yaml::case-name`` (relative
-to the root folder). It checks the case as ``diffcheck run -j 1`` does
-(:func:`diffcheck.runner.run_case`: :func:`diffcheck.check_case` under the case's time and
-memory limits), and a failure is shown the way the console shows it, not as a traceback; the
+to the root folder). It checks the case as ``diffcheck run -j 1`` does: in a worker process
+forked from the pytest process once per session (:class:`diffcheck.runner.Pool`), under the
+case's time and memory limits, so that a segfault, a hang in C code or a change of torch's
+global state fails that item (an error), never the session; ``--diffcheck-in-process`` checks
+in the pytest process instead (for a debugger; no hard limit). A failure is shown the way the console shows it, not as a traceback; the
 short summary line is the first failure's one-line message. A case stopped by its limits
 fails even when it is marked ``xfail``: that is not the failure it expects. Warnings that
 torch raises inside its own modules while a case runs are not shown (they are torch's, not
@@ -50,6 +52,8 @@ def pytest_addoption(parser):
                          "diffcheck_paths")
     group.addoption("--diffcheck-dtype", action="append", default=[],
                     help="override the dtypes of every case (repeatable)")
+    group.addoption("--diffcheck-in-process", action="store_true", default=False,
+                    help="check cases in the pytest process (for a debugger): no hard time or memory limit")
     group.addoption("--diffcheck-report", metavar="DIR", default=None,
                     help="write a Markdown report of the cases checked to DIR/index.md")
     group.addoption("--diffcheck-json", metavar="FILE", default=None,
@@ -93,6 +97,27 @@ def pytest_configure(config):
 
 
 _SELECTION = pytest.StashKey[_Selection]()
+_POOLS = pytest.StashKey[dict]()
+
+
+def _execute(config, case, dtypes: tuple[str, ...]):
+    """The Outcome of ``case``, checked in the session's worker (or in this process)."""
+    from .pipeline import CheckOptions
+    from .runner import Pool, Unit, can_fork, run_case
+    options = CheckOptions(dtypes=dtypes)
+    if config.getoption("diffcheck_in_process") or not can_fork():
+        return run_case(case, options)
+    pools = config.stash.setdefault(_POOLS, {})
+    pool = pools.get(dtypes)
+    if pool is None:
+        pool = pools[dtypes] = Pool(1, options)
+    return pool.run_one(Unit(0, case, None, whole=True))
+
+
+def pytest_unconfigure(config):
+    for pool in config.stash.get(_POOLS, {}).values():
+        pool.close(kill=True)
+    config.stash[_POOLS] = {}
 
 
 def pytest_collect_file(parent, file_path):
@@ -166,23 +191,19 @@ class CaseItem(pytest.Item):
 
     def runtest(self):
         from .api import torch_warnings_ignored
-        from .runner import RunOptions, run_case
         dtypes = tuple(self.config.getoption("diffcheck_dtype") or ())
-        with torch_warnings_ignored():
-            report, error, internal = run_case(self.case, RunOptions(dtypes=dtypes))
-        self.case_report = report
-        if error is not None:
-            raise error
-        if internal is not None:
-            raise CaseStopped(f"internal error of diffcheck: {internal}")
-        if any(r.stopped for r in report.results):
+        with torch_warnings_ignored():  # the worker is forked inside: it inherits the filters
+            outcome = _execute(self.config, self.case, dtypes)
+        self.case_report = report = outcome.report
+        verdict = outcome.verdict
+        if verdict == "invalid":
+            raise outcome.error
+        if verdict == "internal":
+            raise CaseStopped(f"internal error of diffcheck: {outcome.internal}")
+        if verdict == "stopped":
             raise CaseStopped(self._render(report))
-        if self.case.xfail:
-            # let pytest's own xfail judge: raise when the case failed as expected
-            if any(r.failed_as_expected for r in report.results):
-                raise CaseFailed(self._render(report))
-            return
-        if any(r.failed for r in report.results):
+        # for an xfail case, "failed" is the expected failure: pytest's own xfail judges it
+        if verdict == "failed":
             raise CaseFailed(self._render(report))
 
     def _render(self, case_report) -> str:

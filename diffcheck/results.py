@@ -73,6 +73,7 @@ SEVERITY = {PASS: 0, KINK: 0, SINGULAR: 0, SKIPPED: 0, XFAIL: 1, XPASS: 2, FAIL:
 CASE_CHECK = "case"
 
 EXIT_OK, EXIT_FAILED, EXIT_INVALID, EXIT_INTERNAL, EXIT_NO_CASES = 0, 1, 2, 3, 5
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports a process ended by Ctrl-C
 
 
 def _clean(x: Any) -> Any:
@@ -463,12 +464,19 @@ class RunReport:
     seed: int | None = None
     versions: dict[str, str] = field(default_factory=dict)
     seconds: float = 0.0
+    #: the run was stopped (Ctrl-C, SIGTERM) before every case was checked
+    interrupted: bool = False
+    #: the names of the cases not checked because the run was interrupted
+    not_run: list[str] = field(default_factory=list)
 
     @property
     def exit_code(self) -> int:
         """0 every case passed (xfail cases failed as expected); 1 a case failed;
-        2 an invalid case file; 3 an internal error; 5 no case found.
-        When several apply, the highest-priority one wins: 3, then 2, then 1."""
+        2 an invalid case file; 3 an internal error; 5 no case found; 130 the run was
+        interrupted (Ctrl-C, SIGTERM). When several apply, the highest-priority one wins:
+        130, then 3, then 2, then 1."""
+        if self.interrupted:
+            return EXIT_INTERRUPTED
         if self.internal_errors:
             return EXIT_INTERNAL
         if self.errors:
@@ -495,4 +503,5 @@ class RunReport:
             "results": [r.to_dict() for r in self.results],
             "errors": [e.to_dict() for e in self.errors],
             "internal_errors": list(self.internal_errors),
+            **({"interrupted": True, "not_run": list(self.not_run)} if self.interrupted else {}),
         })

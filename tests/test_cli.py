@@ -34,7 +34,8 @@ class FakeRunOptions:
     verbose: int = 0
     device: str = "cpu"
     search: bool = False
-    jobs: int = 1
+    jobs: int | str = 1
+    in_process: bool = False
     cache: bool = True
 
 
@@ -172,7 +173,7 @@ def test_options_reach_the_runner(fake_runner, case_file):
 def test_defaults_reach_the_runner(fake_runner, case_file):
     fake_runner.report = report_of(result("pass"))
     invoke("run", case_file)
-    assert fake_runner.calls[0][2] == FakeRunOptions(jobs=cli.auto_jobs("cpu"))
+    assert fake_runner.calls[0][2] == FakeRunOptions(jobs="auto")  # the runner's policy decides
 
 
 @pytest.mark.parametrize("cpus, device, jobs", [({0, 1}, "cpu", 2), ({3}, "cpu", 1), (set(range(64)), "cpu", 8),
@@ -194,7 +195,9 @@ def test_jobs_auto_and_a_number_reach_the_runner(fake_runner, case_file):
     fake_runner.report = report_of(result("pass"))
     invoke("run", case_file, "-j", "auto")
     invoke("run", case_file, "-j", "1")
-    assert [c[2].jobs for c in fake_runner.calls] == [cli.auto_jobs("cpu"), 1]
+    invoke("run", case_file, "-j", "1", "--in-process")
+    assert [c[2].jobs for c in fake_runner.calls] == ["auto", 1, 1]
+    assert [c[2].in_process for c in fake_runner.calls] == [False, False, True]
 
 
 def test_quiet_shows_only_failures(fake_runner, case_file):

@@ -1,5 +1,6 @@
-"""``diffcheck run -j N``: the same run as ``-j 1``, and a hung or exploding case stopped,
-reported and kept from costing the others their results."""
+"""``diffcheck run -j N``: every case in a worker process (``-j 1`` a pool of one), the same run
+as ``--in-process``, and a hung or exploding case stopped, reported and kept from costing the
+others their results."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from diffcheck import runner
-from diffcheck.runner import parallel
+from diffcheck.runner import limits
 from diffcheck.results import RunReport
 
 CASES = """\
@@ -105,10 +106,11 @@ def helpers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
-def test_two_workers_give_the_same_run_as_one(suite: Path) -> None:
+def test_two_workers_give_the_same_run_as_one_and_as_in_process(suite: Path) -> None:
+    here = runner.run([str(suite)], runner.RunOptions(in_process=True, cache=False))
     one = runner.run([str(suite)], runner.RunOptions(jobs=1, cache=False))
     two = runner.run([str(suite)], runner.RunOptions(jobs=2, cache=False))
-    assert comparable(two) == comparable(one)
+    assert comparable(two) == comparable(one) == comparable(here)
     assert [c.name for c in two.cases] == ["p.sigmoid", "p.tanh", "p.softmax", "p.broken_silu", "p.relu", "p.mse"]
     assert two.exit_code == 1  # the broken silu fails in both
 
@@ -135,7 +137,7 @@ def test_a_case_is_split_into_parts_and_merged_as_one(tmp_path: Path) -> None:
     """Workers check a case's dtypes and claims separately; the merged case is the one -j 1
     gives: the same results in the same order, LaTeX, xfail applied over all the parts."""
     (tmp_path / "parts.yaml").write_text(PARTS)
-    one = runner.run([str(tmp_path)], runner.RunOptions(jobs=1, cache=False))
+    one = runner.run([str(tmp_path)], runner.RunOptions(in_process=True, cache=False))
     three = runner.run([str(tmp_path)], runner.RunOptions(jobs=3, cache=False))
     assert comparable(three) == comparable(one)
     assert [c.expr_latex for c in three.cases] == [c.expr_latex for c in one.cases]
@@ -147,8 +149,9 @@ def test_a_case_is_split_into_parts_and_merged_as_one(tmp_path: Path) -> None:
 def test_one_case_alone_uses_the_workers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     (tmp_path / "parts.yaml").write_text(PARTS)
     used = []
-    real = parallel.run_parallel
-    monkeypatch.setattr(parallel, "run_parallel", lambda units, *a, **k: used.append(len(units)) or real(units, *a, **k))
+    real = runner.run_units
+    monkeypatch.setattr(runner, "run_units", lambda pool, units, *a, **k: used.append(len(units)) or
+                        real(pool, units, *a, **k))
     report = runner.run([str(tmp_path)], runner.RunOptions(jobs=2, cache=False, keyword="one.big"))
     assert used == [3] and [c.name for c in report.cases] == ["one.big"]
 
@@ -160,7 +163,7 @@ def test_progress_ticks_once_per_case_in_workers(suite: Path) -> None:
 
 
 def test_fail_fast_stops_at_the_same_case(suite: Path) -> None:
-    one = runner.run([str(suite)], runner.RunOptions(jobs=1, cache=False, fail_fast=True))
+    one = runner.run([str(suite)], runner.RunOptions(in_process=True, cache=False, fail_fast=True))
     two = runner.run([str(suite)], runner.RunOptions(jobs=2, cache=False, fail_fast=True))
     assert [c.name for c in two.cases] == [c.name for c in one.cases] == \
         ["p.sigmoid", "p.tanh", "p.softmax", "p.broken_silu"]
@@ -227,13 +230,13 @@ def test_an_exploding_case_is_stopped_by_its_memory_limit(suite: Path, helpers: 
 
 def test_case_memory_reads_units(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DIFFCHECK_CASE_MEMORY", "512M")
-    assert parallel.case_memory() == 512 << 20
+    assert limits.case_memory() == 512 << 20
     monkeypatch.setenv("DIFFCHECK_CASE_MEMORY", "2G")
-    assert parallel.case_memory() == 2 << 30
+    assert limits.case_memory() == 2 << 30
     monkeypatch.setenv("DIFFCHECK_CASE_MEMORY", "0")
-    assert parallel.case_memory() is None
+    assert limits.case_memory() is None
     monkeypatch.delenv("DIFFCHECK_CASE_MEMORY")
-    assert parallel.case_memory() == parallel.DEFAULT_MEMORY
+    assert limits.case_memory() == limits.DEFAULT_MEMORY
 
 
 def test_the_cli_runs_in_workers(suite: Path, tmp_path: Path) -> None:

@@ -17,7 +17,8 @@ import sympy as sp
 
 from . import derive
 from ..case import Case, Check
-from .dag import ExprList
+from .cache import DerivationCache, environment_key, key_of
+from .dag import ExprList, from_sympy
 from ..errors import CaseFileError, ExpressionError
 from ..language import DTYPE_KEY, Node, parse, to_math, to_torch
 from ..language.library import Arr, arr
@@ -38,6 +39,16 @@ class Target:
     @property
     def shape(self) -> tuple[int, int]:
         return len(self.rows), len(self.cols)
+
+    def to_state(self, symbols: Sequence[sp.Symbol]) -> dict:
+        """Plain data for the derivation cache: the expressions as one Program."""
+        program = self.exprs.program if isinstance(self.exprs, ExprList) else from_sympy(list(self.exprs), symbols)
+        return {"label": self.label, "program": program, "rows": list(self.rows), "cols": list(self.cols),
+                "wrt": self.wrt}
+
+    @classmethod
+    def from_state(cls, state: dict, symbols: Sequence[sp.Symbol]) -> "Target":
+        return cls(state["label"], ExprList(state["program"], symbols), state["rows"], state["cols"], state["wrt"])
 
     def entry(self, j: int) -> str:
         r, c = divmod(j, len(self.cols))
@@ -84,6 +95,8 @@ class CompiledCase:
     grid_scales: dict[tuple, float] = field(default_factory=dict)
     #: formula texts of worst points (check.py), by (label, wrt, entry)
     formulas: dict[tuple, str] = field(default_factory=dict)
+    #: where derivations are kept across runs (None: derived every time)
+    cache: DerivationCache | None = None
 
     @property
     def symbolic_constants(self) -> list[np.ndarray]:
@@ -129,9 +142,35 @@ class CompiledCase:
         has it on."""
         key = f"{check.kind}{check.order}"
         if key not in self._targets:
-            from .cache import derivations
-            self._targets[key] = derivations(self, check, lambda: _targets(self, check))
+            self._targets[key] = self._derived(check)
         return self._targets[key]
+
+    def derivation_key(self, check: Check) -> str:
+        """The cache key of ``check``: everything its derivatives depend on."""
+        case = self.case
+        content = {
+            "expr": case.expr,
+            "let": [list(step) for step in case.let],
+            "variables": [[v.name, list(v.shape)] for v in case.variables],
+            "constants": {name: [list(value.shape), value.ravel().tolist()]
+                          for name, value in self.const_values.items()},
+            "symbolic_constants": list(self.const_symbols),
+            "check": [check.kind, check.order],
+        }
+        return key_of(environment_key(derive.symengine_enabled()), content)
+
+    def _derived(self, check: Check) -> list[Target]:
+        """The targets of ``check``: from the cache when it holds them, else derived (and stored)."""
+        if self.cache is None:
+            return _targets(self, check)
+        key = self.derivation_key(check)
+        symbols = self.symbols
+        stored = self.cache.get(key)
+        if stored is not None and all(t["program"].nsym == len(symbols) for t in stored):
+            return [Target.from_state(t, symbols) for t in stored]
+        targets = _targets(self, check)
+        self.cache.put(key, [t.to_state(symbols) for t in targets])
+        return targets
 
     def value_target(self) -> Target:
         if "value" not in self._targets:
