@@ -24,7 +24,7 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Iterable, Mapping, Sequence
+from typing import Annotated, Any, Callable, Iterable, Mapping, Sequence
 
 import yaml
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, PlainValidator
@@ -1162,8 +1162,10 @@ def load_file(path: str | Path, name: str | None = None) -> tuple[list[Case], li
     """
     file = str(path) if name is None else name
     try:
-        with open(path, "rb") as stream:
-            data = stream.read(MAX_BYTES + 1)  # bounded: the path may be a device or growing
+        data = _read_regular(path)
+    except _NotRegular as exc:
+        return [], [CaseFileError(f"not a regular file ({exc}): only regular files are read as case files",
+                                  Location(file), hint="pass the case file itself, not a pipe or a device")]
     except OSError as exc:
         return [], [CaseFileError(f"could not read case file: {exc.strerror or exc}", Location(file),
                                   hint="check that the file exists and is readable")]
@@ -1174,6 +1176,33 @@ def load_file(path: str | Path, name: str | None = None) -> tuple[list[Case], li
     except UnicodeDecodeError as exc:
         return [], [_not_utf8(data, exc, file)]
     return load_text(text, file)
+
+
+class _NotRegular(OSError):
+    """A path that is a FIFO, a device, a socket: reading it could block or never end."""
+
+
+def _read_regular(path: str | Path) -> bytes:
+    """At most MAX_BYTES + 1 bytes of a regular file. Opened without blocking, so that a FIFO
+    named ``*.yaml`` is refused instead of waiting for a writer forever."""
+    import stat
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0))
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            kind = ("a FIFO" if stat.S_ISFIFO(mode) else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
+                    else "a socket" if stat.S_ISSOCK(mode) else "not a file")
+            raise _NotRegular(kind)
+        chunks, size = [], 0
+        while size <= MAX_BYTES:  # bounded: the file may be growing
+            chunk = os.read(fd, MAX_BYTES + 1 - size)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
 
 
 def _too_large(file: str) -> CaseFileError:
@@ -1288,15 +1317,17 @@ def _spot_tree(value: Any, where: Location, key: Location | None = None, depth: 
     return value, spot
 
 
-def load_paths(paths: Sequence[str | Path]) -> tuple[list[Case], list[CaseFileError]]:
+def load_paths(paths: Sequence[str | Path], load: Callable[[Path], tuple[list[Case], list[CaseFileError]]]
+               | None = None) -> tuple[list[Case], list[CaseFileError]]:
     """Every valid case in the files and folders ``paths`` (see :func:`discover`), and every
     problem found. Case names are unique across the run: a later case with a name already
-    seen is dropped and reported with both places."""
+    seen is dropped and reported with both places. ``load`` reads one file (default
+    :func:`load_file`; the runner passes one that runs under a time and memory limit)."""
     files, errors = discover(paths)
     seen: dict[str, Case] = {}
     cases: list[Case] = []
     for file in files:
-        found, problems = load_file(file)
+        found, problems = (load or load_file)(file)
         kept, duplicates = _drop_duplicate_names(found, seen)
         cases.extend(kept)
         errors.extend(problems + duplicates)

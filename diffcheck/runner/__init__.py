@@ -23,10 +23,10 @@ from .. import __version__
 from ..case import Case
 from ..environment import versions
 from ..errors import CaseFileError
-from ..loader import load_paths
 from ..pipeline import CheckOptions, case_parts
 from ..results import FAIL, CaseReport, RunReport
 from ..symbolic.cache import DerivationCache, cache_dir
+from .isolated import load_paths_limited
 from .execute import Limits, Outcome, merge_parts, run_case, run_part
 from .keyword import matches
 from .limits import auto_jobs, can_fork, case_memory, memory_limit, time_limit
@@ -69,8 +69,9 @@ class RunOptions:
 
 
 def list_cases(paths: Sequence[str], keyword: str | None = None) -> tuple[list[Case], list[CaseFileError]]:
-    """The cases under ``paths`` (filtered by a -k expression) and the case-file errors."""
-    cases, errors = load_paths(paths)
+    """The cases under ``paths`` (filtered by a -k expression) and the case-file errors; each
+    file is read under a time and memory limit (:mod:`.isolated`)."""
+    cases, errors = load_paths_limited(paths)
     if keyword:
         cases = [c for c in cases if matches(keyword, c.name)]
     return cases, errors
