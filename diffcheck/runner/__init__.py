@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Callable, Sequence
 
 from .. import __version__
+from ..autograd import dynamo_references
 from ..case import Case
 from ..environment import versions
 from ..errors import CaseFileError
@@ -103,7 +104,6 @@ def run(paths: Sequence[str], options: RunOptions | None = None,
     report.errors.extend(errors)
     if progress is not None and hasattr(progress, "set_total"):  # a display that can show a bar
         progress.set_total(len(cases))
-    from ..autograd import dynamo_references
     dynamo_references()  # found before any worker forks: they inherit them
     cache = options.derivation_cache()
     check_options = options.check_options(cache)

@@ -15,9 +15,9 @@ from typing import Callable, Sequence
 
 from ..case import Case
 from ..errors import CaseFileError, CaseTimeout
-from ..pipeline import CheckOptions, check_part, finish_case, prepare
+from ..pipeline import CheckOptions, check_case, check_part, finish_case, prepare
 from ..results import CASE_CHECK, ERROR, CaseReport, Result
-from . import limits
+from . import limits, state
 
 
 @dataclass
@@ -108,8 +108,6 @@ def run_part(case: Case, part: str | None, options: CheckOptions, formulas: bool
     ``limits_.seconds``: what the case's other parts have left of its limit. ``key``
     identifies the case across parts, so it is compiled once per process.
     :func:`merge_parts` makes the case's outcome from its parts'."""
-    from ..pipeline import check_case
-
     def work() -> CaseReport:
         if whole:
             return check_case(case, options)
@@ -125,7 +123,6 @@ def run_part(case: Case, part: str | None, options: CheckOptions, formulas: bool
 def guarded(case: Case, work: Callable[[], CaseReport], limits_: Limits, guard_state: bool = True) -> Outcome:
     """``work()`` under the case's time and memory limits, with torch's global state compared
     before and after (``guard_state``); never raises for what the case does."""
-    from . import state
     seconds = case.timeout if limits_.seconds is None else limits_.seconds
     extra = limits_.extra if limits_.extra is not None else limits.case_memory()
     before = state.snapshot() if guard_state else None

@@ -17,7 +17,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 
 from ..errors import CaseFileError, Location
-from ..loader import load_file
+from ..loader import load_file, load_paths
 from . import limits
 
 LOAD_SECONDS = 20.0
@@ -104,7 +104,6 @@ class FileReader:
 def load_paths_limited(paths):
     """:func:`diffcheck.loader.load_paths`, each file read under the limits (in this process
     where the platform cannot fork)."""
-    from ..loader import load_paths
     if not limits.can_fork():
         return load_paths(paths)
     reader = FileReader()

@@ -63,6 +63,8 @@ def _worker(conn: Connection, parent: int, options: CheckOptions, memory: int | 
     """A worker's life: receive (unit, seconds), send back (outcome, cache stats, retire)."""
     limits.die_with_parent(parent)
     signal.signal(signal.SIGINT, signal.SIG_IGN)   # the parent handles ^C
+    import faulthandler
+    faulthandler.disable()  # a crash is reported by the parent as the case's error, not as a dump
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     try:
         import torch
