@@ -77,10 +77,11 @@ def test_no_cases_exits_5(tmp_path):
     assert invoke(str(tmp_path / "empty")).exit_code == 5
 
 
-@pytest.mark.parametrize("jobs", ["1", "2"])
+@pytest.mark.parametrize("jobs", [["-j", "1"], ["-j", "2"], ["--in-process"]])
 def test_internal_error_exits_3_and_keeps_other_cases(tmp_path, monkeypatch, jobs):
-    """In one process (-j 1: check_case) and in workers (-j 2: check_part, inherited by the
-    forked workers), a bug in one case is an internal error; the other case is reported."""
+    """In one process (--in-process: check_case) and in workers (-j 1, -j 2: check_part,
+    inherited by the forked workers), a bug in one case is an internal error; the other case
+    is reported."""
     folder = write(tmp_path, {"a.yaml": VALID, "b.yaml": VALID.replace("good.sigmoid", "good.other")})
     real_case, real_part = check_module.check_case, check_module.check_part
 
@@ -94,10 +95,10 @@ def test_internal_error_exits_3_and_keeps_other_cases(tmp_path, monkeypatch, job
             raise RuntimeError("a bug in diffcheck")
         return real_part(case, part, options, compiled)
 
-    monkeypatch.setattr("diffcheck.runner.check_case", flaky_case)
-    monkeypatch.setattr("diffcheck.runner.check_part", flaky_part)
+    monkeypatch.setattr("diffcheck.runner.execute.check_case", flaky_case)
+    monkeypatch.setattr("diffcheck.runner.execute.check_part", flaky_part)
     out_json = tmp_path / "r.json"
-    result = invoke(str(folder), "--json", str(out_json), "-j", jobs)
+    result = invoke(str(folder), "--json", str(out_json), *jobs)
     assert result.exit_code == 3
     report = json.loads(out_json.read_text())
     assert {r["case"] for r in report["results"]} == {"good.sigmoid"}
