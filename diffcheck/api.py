@@ -9,7 +9,8 @@
 The formula (``expr``) is parsed by the case language's allowlist parser, never evaluated.
 The keywords are a case file's keys, validated by the same loader as a YAML case
 (:func:`diffcheck.loader.load_mapping`), and the case runs as the CLI runs it
-(:func:`diffcheck.runner.run_case`: under its time and memory limits).
+(:func:`diffcheck.runner.run_case`: under its time and memory limits, in the calling process,
+since the callable may not survive a trip to a worker).
 """
 
 from __future__ import annotations
@@ -155,15 +156,16 @@ def torch_warnings_ignored() -> Iterator[None]:
 
 
 def _run(case: Case) -> CaseReport:
-    from .runner import RunOptions, run_case
-    from .symbolic import cache
-    with cache.use(True), torch_warnings_ignored():
-        report, error, internal = run_case(case, RunOptions())
-    if error is not None:
-        raise error
-    if internal is not None:
-        raise DiffcheckError(f"internal error of diffcheck: {internal}")
-    return report
+    from .pipeline import CheckOptions
+    from .runner import run_case
+    from .symbolic.cache import DerivationCache, cache_dir
+    with torch_warnings_ignored():
+        outcome = run_case(case, CheckOptions(cache=DerivationCache(cache_dir())))
+    if outcome.error is not None:
+        raise outcome.error
+    if outcome.internal is not None:
+        raise DiffcheckError(f"internal error of diffcheck: {outcome.internal}")
+    return outcome.report
 
 
 def _caller(fn: Callable[..., Any], case: Case) -> Callable[[Mapping[str, Any]], Any]:
