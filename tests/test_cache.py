@@ -185,7 +185,7 @@ def test_entries_are_json_data_and_name_their_key(case_dir: Path, tmp_path: Path
         data = json.loads(path.read_text())
         assert data["format"] == cache.FORMAT and data["key"] == path.stem
         ops = {node[0] for t in data["targets"] for node in t["program"]["nodes"]}
-        assert ops <= cache.OPS - {"foreign"}
+        assert ops <= set(cache.OPS) - {"foreign"}
 
 
 def test_an_entry_copied_under_another_key_is_refused(case_dir: Path, tmp_path: Path,

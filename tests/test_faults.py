@@ -175,7 +175,8 @@ def test_under_pytest_each_fault_costs_one_item(pytester: pytest.Pytester, helpe
     pytester.makefile(".yaml", good=GOOD, segv=_bad("segfault", "segfault"),
                       stuck=_bad("stuck", "stuck", "timeout: 1"), state=_bad("dtype", "dtype_changer"))
     extra = ["-o", "diffcheck_allow_imports=true"] if _imports_opt_in() else []
-    result = pytester.runpytest("--diffcheck", "-p", "no:cacheprovider", *extra)
+    files = ["good.yaml", "segv.yaml", "stuck.yaml", "state.yaml"]
+    result = pytester.runpytest("--diffcheck", "-p", "no:cacheprovider", *extra, *files)
     result.assert_outcomes(passed=3, failed=3)
     result.stdout.fnmatch_lines(["*SIGSEGV*"])
     result.stdout.fnmatch_lines(["*time limit of 1 s*"])
@@ -300,13 +301,30 @@ def test_a_case_file_too_slow_or_too_big_to_read_is_an_error_of_its_own(
 
 def test_the_run_memory_budget_is_split_across_workers(monkeypatch: pytest.MonkeyPatch) -> None:
     from diffcheck.runner import limits
-    monkeypatch.setenv("DIFFCHECK_CASE_MEMORY", "4G")
     monkeypatch.setenv("DIFFCHECK_RUN_MEMORY", "6G")
-    assert limits.worker_memory(1) == 4 << 30      # the case cap is the smaller
-    assert limits.worker_memory(3) == 2 << 30      # a third of the run's budget
+    assert limits.worker_memory(1) == 6 << 30
+    assert limits.worker_memory(3) == 2 << 30      # a third of the run's budget each
     monkeypatch.setenv("DIFFCHECK_RUN_MEMORY", "0")
-    assert limits.worker_memory(8) == 4 << 30      # no run-wide budget: the case cap
+    assert limits.worker_memory(8) is None         # no run-wide budget
     monkeypatch.delenv("DIFFCHECK_RUN_MEMORY")
     total = limits.physical_memory()
     if total:
-        assert limits.worker_memory(8) == min(4 << 30, total * 3 // 4 // 8)
+        assert limits.worker_memory(8) == total * 3 // 4 // 8
+
+
+@linux_only
+def test_a_small_run_budget_holds_across_workers(tmp_path: Path, helpers: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two workers under a 2 GiB budget: each may grow by 1 GiB, so a case asking for 1.5 GiB
+    is stopped though the case cap (4 GiB) would let it through."""
+    (helpers / "diffcheck_fault_helpers.py").write_text(HELPERS + """
+def big(x):
+    hoard = torch.ones(3 << 26, dtype=torch.float64)  # 1.5 GiB
+    return torch.sigmoid(x) + hoard[0] * 0
+""")
+    monkeypatch.setenv("DIFFCHECK_RUN_MEMORY", "2G")
+    cases = _suite(tmp_path, _bad("big", "big"))
+    report = runner.run([str(cases)], runner.RunOptions(jobs=2, cache=False, **_imports_opt_in()))
+    (bad,) = [c for c in report.cases if c.name == "bad.big"]
+    assert any(r.status == "error" and ("memory" in r.message or "allocate" in r.message) for r in bad.results)
+    _assert_good_ones_pass(report)

@@ -9,8 +9,8 @@ Python API share:
 * **memory**: a case may grow its process's address space by ``DIFFCHECK_CASE_MEMORY``
   bytes (default 4 GiB; suffixes K, M, G, T; 0 = no cap), and all the workers of a run
   together by ``DIFFCHECK_RUN_MEMORY`` (default three quarters of the machine's memory):
-  each of N workers gets the smaller of the case cap and 1/N of the run budget
-  (:func:`worker_memory`), so N workers never hold N × the case cap.
+  each of N workers may grow by 1/N of the run budget (:func:`worker_memory`) and each case
+  by the case cap within that, so N workers never hold N × the case cap.
 * **workers**: ``-j auto`` (:func:`auto_jobs`), and whether this platform can fork them
   (:func:`can_fork`).
 """
@@ -66,10 +66,11 @@ def run_memory() -> int | None:
 
 
 def worker_memory(jobs: int) -> int | None:
-    """What one of ``jobs`` workers may add: the case cap, or its share of the run budget
-    when that is smaller."""
-    caps = [c for c in (case_memory(), (run_memory() or 0) // max(1, jobs) or None) if c]
-    return min(caps) if caps else None
+    """What one of ``jobs`` workers may add to its address space over its life: its share of
+    the run budget (None: no run-wide budget). A part of a case it checks may add at most
+    the case cap, and never past the share."""
+    budget = run_memory()
+    return budget // max(1, jobs) if budget else None
 
 
 def address_space() -> int | None:

@@ -14,7 +14,8 @@ dtype, or the case's claims (:func:`diffcheck.pipeline.case_parts`) — with
   the case is an error naming the limit, and a fresh worker takes its place.
 * memory — each worker's address space may grow by its share of the run's budget
   (:func:`~diffcheck.runner.limits.worker_memory`), and a part by at most the case cap; a
-  worker that has grown past three quarters of its share is retired after its part.
+  worker that has grown so far that the next part would not get its whole cap is retired
+  after its part (a fresh one takes its place).
 * signals — a worker killed by a signal (a segfault in torch, an abort, the kernel's OOM
   killer) makes its part an error naming the signal, and is replaced.
 * torch's global state — a case that changed it is an error (:mod:`.state`), and its worker
@@ -76,6 +77,8 @@ def _worker(conn: Connection, parent: int, options: CheckOptions, memory: int | 
     case_cap = limits.case_memory()
     extra = min(c for c in (case_cap, memory) if c) if (case_cap or memory) else None
     cache = options.cache
+    # a worker that has grown so far that the next case would not get its whole cap retires
+    retire_at = ceiling - extra if ceiling and extra else None
     while True:
         try:
             while not conn.poll(1.0):
@@ -92,7 +95,7 @@ def _worker(conn: Connection, parent: int, options: CheckOptions, memory: int | 
                            whole=unit.whole, key=unit.key)
         stats = cache.stats.since(before) if cache is not None else None
         size = limits.address_space()
-        retire = outcome.tainted or bool(ceiling and size and size > base + memory * 3 // 4)
+        retire = outcome.tainted or bool(retire_at and size and size > retire_at)
         try:
             conn.send((outcome, stats, retire))
         except Exception:  # an outcome that does not pickle: report it, not lose it

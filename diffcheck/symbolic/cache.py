@@ -33,7 +33,8 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-from .dag import FUNCS, OPS, RELATIONS, Program
+from .dag import Program
+from .ops import OPS
 
 FORMAT = "diffcheck-derivations 2"
 MAX_ENTRY_BYTES = 256 << 20
@@ -176,8 +177,8 @@ def _datum_out(op: str, data: Any) -> Any:
         return [sign, str(man), str(exp), bc, prec]
     if op in ("const", "special", "bool", "dirac"):
         return data
-    if op == "foreign":
-        raise CorruptEntry("a foreign node is not plain data")
+    if op == "foreign" or data is not None:  # not plain data, or data this format does not know
+        raise CorruptEntry(f"a {op} node with data is not stored")
     return None
 
 
@@ -238,7 +239,8 @@ def _target(t: Any) -> dict:
             and isinstance(p.get("outputs"), list) and isinstance(p.get("nodes"), list), "a malformed program")
     ops, args, data = [], [], []
     for i, node in enumerate(p["nodes"]):
-        _expect(isinstance(node, list) and len(node) == 3 and node[0] in OPS and node[0] != "foreign",
+        _expect(isinstance(node, list) and len(node) == 3 and isinstance(node[0], str) and node[0] in OPS
+                and node[0] != "foreign",
                 f"node {i}: not a known operation")
         op, kids, datum = node
         _expect(isinstance(kids, list) and all(_int(k) and 0 <= k < i for k in kids),
@@ -253,13 +255,9 @@ def _target(t: Any) -> dict:
             "program": Program(ops, args, data, list(outputs), p["nsym"])}
 
 
-_ARITY = {"sym": 0, "num": 0, "float": 0, "const": 0, "special": 0, "bool": 0, "pow": 2, "heaviside": 2,
-          "dirac": 1, "not": 1, **{name: 1 for name in FUNCS}, **{name: 2 for name in RELATIONS}}
-
-
 def _datum_in(op: str, kids: list, datum: Any, nsym: int, i: int) -> Any:
     where = f"node {i} ({op})"
-    arity = _ARITY.get(op)
+    arity = OPS[op].arity  # the op table's: None is any number
     _expect(arity is None or len(kids) == arity, f"{where}: {len(kids)} children")
     if op == "piecewise":
         _expect(len(kids) % 2 == 0 and kids, f"{where}: an odd number of children")
