@@ -325,6 +325,7 @@ def big(x):
     monkeypatch.setenv("DIFFCHECK_RUN_MEMORY", "2G")
     cases = _suite(tmp_path, _bad("big", "big"))
     report = runner.run([str(cases)], runner.RunOptions(jobs=2, cache=False, **_imports_opt_in()))
+    assert not report.internal_errors and not report.errors, (report.internal_errors, report.errors)
     (bad,) = [c for c in report.cases if c.name == "bad.big"]
     assert any(r.status == "error" and ("memory" in r.message or "allocate" in r.message) for r in bad.results)
     _assert_good_ones_pass(report)

@@ -137,14 +137,22 @@ def guarded(case: Case, work: Callable[[], CaseReport], limits_: Limits, guard_s
         outcome = Outcome.stopped(case, "the case ran out of memory (its limit is DIFFCHECK_CASE_MEMORY)")
     except RecursionError:
         outcome = Outcome.stopped(case, "the case nested calls too deeply (RecursionError)")
-    except Exception:  # a bug in diffcheck: keep the other cases, report it as internal
-        outcome = Outcome(internal=f"case {case.name!r} ({case.file}): {traceback.format_exc(limit=8)}")
+    except Exception as err:  # a bug in diffcheck: keep the other cases, report it as internal
+        if _out_of_memory(err):  # torch's allocator, refused by the memory limit inside diffcheck's own code
+            outcome = Outcome.stopped(case, f"the case ran out of memory (its limit is DIFFCHECK_CASE_MEMORY): {str(err)[:300]}")
+        else:
+            outcome = Outcome(internal=f"case {case.name!r} ({case.file}): {traceback.format_exc(limit=8)}")
     if before is not None:
         found = state.changes(before)
         if found:
             state.restore(before)
             outcome = Outcome.stopped(case, state.describe(found), tainted=True)
     return outcome
+
+
+def _out_of_memory(err: Exception) -> bool:
+    text = str(err)
+    return isinstance(err, RuntimeError) and ("can't allocate memory" in text or "not enough memory" in text)
 
 
 def merge_parts(case: Case, outcomes: Sequence[Outcome]) -> Outcome:
