@@ -10,7 +10,8 @@ run, and the exit code is 130.
 
 The modules: :mod:`.execute` (the contract: one case under its limits, an ``Outcome``),
 :mod:`.limits` (time, memory, ``-j auto``), :mod:`.parallel` (the worker pool),
-:mod:`.state` (torch's global state), :mod:`.keyword` (``-k``).
+:mod:`.state` (torch's global state), :mod:`.isolated` (case files read under limits),
+:mod:`.keyword` (``-k``).
 """
 
 from __future__ import annotations
