@@ -51,8 +51,6 @@ REASONS = {
     "torch.nn.functional.gumbel_softmax": "random (samples Gumbel noise): no exact derivative to compare with",
     "torch.nn.functional.ctc_loss": "a dynamic program over alignments: no closed form at small sizes",
     "torch.special.round": "piecewise constant: its derivative is 0 wherever it exists",
-    "torch.special.gammainc": "torch differentiates only its second argument; not in the library yet",
-    "torch.special.gammaincc": "torch differentiates only its second argument; not in the library yet",
     "torch.special.zeta": "torch has no derivative for it (\"the derivative for 'zeta' is not implemented\")",
     "torch.nn.functional.triplet_margin_with_distance_loss": "takes a Python callable as its distance",
 }
@@ -114,7 +112,7 @@ def measured_dtypes(f: Func) -> tuple[tuple[str, ...], bool]:
 def math_text(f: Func) -> str:
     """The math meaning printed from the row (elementwise rows), else its description."""
     if f.dim or f.family not in ("elementary", "binary", "special", "activation"):
-        return f.doc
+        return f.doc or "(see the row)"
     x, y = sp.Symbol("x", real=True), sp.Symbol("y", real=True)
     try:
         if f.number_args == (0,):
@@ -125,7 +123,7 @@ def math_text(f: Func) -> str:
             value = f.math(arr(x))
         expr = value[()] if isinstance(value, np.ndarray) else value
     except Exception:  # noqa: BLE001 — any refusal (a required option) falls back to the words
-        return f.doc
+        return f.doc or "(see the row)"
     text = sp.sstr(expr)
     return text if len(text) <= 160 else f.doc
 
@@ -134,8 +132,21 @@ def _cell(text: str) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
 
 
+#: torch's documented aliases ("alias for torch.logsumexp()"): covered when their target is
+ALIASES = {"torch.special.logsumexp": "torch.logsumexp", "torch.special.softmax": "torch.softmax",
+           "torch.special.log_softmax": "torch.log_softmax"}
+
+
 def _covered() -> dict[str, str]:
-    """torch path → library function, for every torch callable a row names."""
+    """torch path → library function, for every torch callable a row names (and its aliases)."""
+    out = _covered_rows()
+    for alias, target in ALIASES.items():
+        if target in out:
+            out.setdefault(alias, out[target])
+    return out
+
+
+def _covered_rows() -> dict[str, str]:
     out = {}
     for f in LIBRARY.values():
         own = _torch_path(f.torch)  # a row without torch_names that calls a torch function directly
@@ -149,12 +160,15 @@ def _covered() -> dict[str, str]:
 def _differentiable(fn) -> bool | None:
     """Does torch differentiate ``fn`` (one float64 input)? None when no one-argument probe fits."""
     x = torch.tensor([0.3, 0.6], dtype=torch.float64, requires_grad=True)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            out = fn(x)
-    except (RuntimeError, TypeError, ValueError, NotImplementedError):
-        return None
+    out = None
+    for more in ((), (2,)):  # one tensor, or a tensor and a whole number (a polynomial's degree)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                out = fn(x, *more)
+            break
+        except (RuntimeError, TypeError, ValueError, NotImplementedError, IndexError):
+            continue
     if not isinstance(out, torch.Tensor):
         return None
     return out.grad_fn is not None

@@ -96,6 +96,18 @@ def _multigammaln(x, p=None):
             + sp.Add(*[sp.loggamma(x + sp.Rational(1 - j, 2)) for j in range(1, p + 1)]))
 
 
+def _incomplete_gamma(name: str, kind):
+    def fn(a, x):
+        if not (isinstance(a, sp.Number) and a > 0):
+            raise ExpressionError(f"{name}(a, x) needs a number a > 0 (torch differentiates x only)")
+        return kind(a, x) / sp.gamma(a)
+    return fn
+
+
+def _torch_incomplete_gamma(fn):
+    return lambda a, x: fn(torch.full_like(x, float(a)), x)
+
+
 def _ndtr(x):
     return (1 + sp.erf(x / sp.sqrt(2))) / 2
 
@@ -290,11 +302,11 @@ _MOVED = [
 ROWS: list[Func] = [
     *_MOVED,
     # elementary
-    _e("log1p", lambda x: sp.log(1 + x), torch.log1p, "elementary", "torch.log1p", "log(1+x)", ("-1",)),
-    _e("expm1", lambda x: _exp(x) - 1, torch.expm1, "elementary", "torch.expm1", "e^x-1"),
+    _e("log1p", lambda x: sp.log(1 + x), torch.log1p, "elementary", "torch.log1p torch.special.log1p", "log(1+x)", ("-1",)),
+    _e("expm1", lambda x: _exp(x) - 1, torch.expm1, "elementary", "torch.expm1 torch.special.expm1", "e^x-1"),
     _e("log2", lambda x: sp.log(x) / sp.log(2), torch.log2, "elementary", "torch.log2", "log(x)/log(2)", ("0",)),
     _e("log10", lambda x: sp.log(x) / sp.log(10), torch.log10, "elementary", "torch.log10", "log(x)/log(10)", ("0",)),
-    _e("exp2", lambda x: 2 ** x, torch.exp2, "elementary", "torch.exp2", "2^x"),
+    _e("exp2", lambda x: 2 ** x, torch.exp2, "elementary", "torch.exp2 torch.special.exp2", "2^x"),
     _e("square", lambda x: x ** 2, torch.square, "elementary", "torch.square", "x^2"),
     _e("rsqrt", lambda x: 1 / sp.sqrt(x), torch.rsqrt, "elementary", "torch.rsqrt", "1/sqrt(x)", ("0",)),
     _e("reciprocal", lambda x: 1 / x, torch.reciprocal, "elementary", "torch.reciprocal", "1/x", ("0",)),
@@ -331,6 +343,14 @@ ROWS: list[Func] = [
     Func("multigammaln", _kw_elem(_multigammaln), torch.special.multigammaln, doc="log of the multivariate Γ",
          family="special", torch_names=("torch.special.multigammaln",), special="(p-1)/2",
          options=(Opt("p", "int", None, positional=True),)),
+    Func("gammainc", elementwise2(_incomplete_gamma("gammainc", sp.lowergamma)),
+         _torch_incomplete_gamma(torch.special.gammainc), (2, 2), number_args=(0,),
+         doc="regularized lower incomplete Γ(a, x), a a number", family="special",
+         torch_names=("torch.special.gammainc", "torch.igamma"), special="x = 0"),
+    Func("gammaincc", elementwise2(_incomplete_gamma("gammaincc", sp.uppergamma)),
+         _torch_incomplete_gamma(torch.special.gammaincc), (2, 2), number_args=(0,),
+         doc="regularized upper incomplete Γ(a, x), a a number", family="special",
+         torch_names=("torch.special.gammaincc", "torch.igammac"), special="x = 0"),
     _e("erfc", sp.erfc, torch.erfc, "special", "torch.erfc torch.special.erfc", "1-erf(x)"),
     _e("erfinv", sp.erfinv, torch.erfinv, "special", "torch.erfinv torch.special.erfinv", "inverse of erf",
        ("-1", "1")),
