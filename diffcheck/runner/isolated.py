@@ -2,8 +2,9 @@
 
 A hostile YAML file (a billion aliases, a megabyte of nesting) can take minutes and
 gigabytes to parse, in C code that no alarm interrupts. ``diffcheck run`` and ``list``
-therefore read case files in one forked child: each file has ``LOAD_SECONDS`` and may grow
-the child by ``LOAD_MEMORY`` bytes. A file past either is a case-file error naming the
+therefore read case files in one forked child: each file has ``LOAD_SECONDS`` of CPU time
+(RLIMIT_CPU: a busy machine does not make a good file fail; a file that blocks is stopped
+after ``LOAD_WALL`` seconds of wall time) and may grow the child by ``LOAD_MEMORY`` bytes. A file past either is a case-file error naming the
 limit, the child is replaced, and the other files are read. Where the platform cannot fork,
 files are read in this process (no hard limit).
 """
@@ -13,6 +14,7 @@ from __future__ import annotations
 import multiprocessing as mp
 import os
 import signal
+from contextlib import contextmanager
 from multiprocessing.connection import Connection
 from pathlib import Path
 
@@ -20,7 +22,8 @@ from ..errors import CaseFileError, Location
 from ..loader import load_file, load_paths
 from . import limits
 
-LOAD_SECONDS = 20.0
+LOAD_SECONDS = 10.0   # CPU seconds per file: the largest legitimate file (1 MiB of numbers) takes ~4.5
+LOAD_WALL = 120.0
 LOAD_MEMORY = 2 << 30
 
 
@@ -37,14 +40,36 @@ def _reader(conn: Connection, parent: int) -> None:
             if path is None:
                 return
             try:
-                result = load_file(path)
+                with _cpu_limit(LOAD_SECONDS):
+                    result = load_file(path)
             except MemoryError:
                 result = ([], [_limit_error(path, "memory")])
             conn.send(result)
 
 
+@contextmanager
+def _cpu_limit(seconds: float):
+    """This process is killed (SIGXCPU) once it has used ``seconds`` more CPU time."""
+    try:
+        import resource
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        previous = resource.getrlimit(resource.RLIMIT_CPU)
+        limit = int(usage.ru_utime + usage.ru_stime + seconds) + 1
+        if previous[1] != resource.RLIM_INFINITY:
+            limit = min(limit, previous[1])
+        resource.setrlimit(resource.RLIMIT_CPU, (limit, previous[1]))
+    except (ImportError, OSError, ValueError):
+        yield
+        return
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_CPU, previous)
+
+
 def _limit_error(path, which: str) -> CaseFileError:
-    what = (f"took longer than {LOAD_SECONDS:g} s to read" if which == "time"
+    what = (f"took more than {LOAD_SECONDS:g} s of CPU time to read" if which == "time"
+            else f"took longer than {LOAD_WALL:g} s to read" if which == "wall"
             else f"needs more than {LOAD_MEMORY >> 20} MiB to read" if which == "memory"
             else f"crashed the process reading it ({which})")
     return CaseFileError(f"case file {what}: stopped", Location(str(path)),
@@ -80,14 +105,14 @@ class FileReader:
             self._start()
         try:
             self._conn.send(str(path))
-            if self._conn.poll(LOAD_SECONDS):
+            if self._conn.poll(LOAD_WALL):
                 return self._conn.recv()
-            problem = "time"
+            problem = "wall"
         except (EOFError, OSError):
             self._process.join(1)
             code = self._process.exitcode
-            problem = "memory" if code in (None, -signal.SIGKILL) else (
-                f"signal {signal.Signals(-code).name}" if code is not None and code < 0 else f"exit code {code}")
+            problem = ("time" if code == -signal.SIGXCPU else "memory" if code in (None, -signal.SIGKILL) else
+                       f"signal {signal.Signals(-code).name}" if code is not None and code < 0 else f"exit code {code}")
         self._stop()
         return [], [_limit_error(path, problem)]
 
