@@ -330,3 +330,19 @@ def big(x):
     (bad,) = [c for c in report.cases if c.name == "bad.big"]
     assert any(r.status == "error" and ("memory" in r.message or "allocate" in r.message) for r in bad.results)
     _assert_good_ones_pass(report)
+
+
+def test_a_warning_shown_by_torch_is_not_a_change_of_state():
+    """The warnings machinery records what a module has shown in its ``__warningregistry__``
+    (F.glu's deprecation note did, and a correct case was reported as an error)."""
+    import warnings
+
+    import torch
+
+    from diffcheck.runner import state
+    before = state.snapshot()
+    with warnings.catch_warnings():
+        warnings.simplefilter("default")
+        warnings.warn_explicit("a note", UserWarning, "functional.py", 1, module="torch.nn.functional",
+                               registry=vars(torch.nn.functional).setdefault("__warningregistry__", {}))
+    assert state.changes(before) == []

@@ -92,9 +92,10 @@ def changes(before: Snapshot, after: Snapshot | None = None) -> list[str]:
             out.append(f"{name} ({shown})")
     for name, old in before.namespaces.items():
         new = after.namespaces[name]
-        altered = sorted(k for k, v in old.items() if new.get(k, _MISSING) is not v
+        altered = sorted(k for k, v in old.items() if new.get(k, _MISSING) is not v and k not in _BOOKKEEPING
                          and not _lazy_rebind(name, k, v, new.get(k, _MISSING)))
-        added = sorted(k for k, v in new.items() if k not in old and not isinstance(v, types.ModuleType))
+        added = sorted(k for k, v in new.items() if k not in old and k not in _BOOKKEEPING
+                       and not isinstance(v, types.ModuleType))
         if altered or added:
             listed = ", ".join((altered + added)[:5]) + (", …" if len(altered) + len(added) > 5 else "")
             out.append(f"attributes of {name} ({listed})")
@@ -102,6 +103,9 @@ def changes(before: Snapshot, after: Snapshot | None = None) -> list[str]:
 
 
 _MISSING = object()
+#: Python's own bookkeeping in a module's namespace: the warnings machinery records there
+#: which warnings a module has shown (F.glu's deprecation note added it to F); no effect on results
+_BOOKKEEPING = frozenset({"__warningregistry__"})
 #: what torch itself rebinds when it imports a submodule lazily: torch._dynamo wraps
 #: torch.manual_seed in torch._disable_dynamo the first time forward mode imports it
 _LAZY_REBINDS = {("torch", "manual_seed")}
