@@ -34,14 +34,15 @@ def _reader(conn: Connection, parent: int) -> None:
     with limits.memory_limit(LOAD_MEMORY, base + LOAD_MEMORY if base else None):
         while True:
             try:
-                path = conn.recv()
+                message = conn.recv()
             except (EOFError, OSError):
                 return
-            if path is None:
+            if message is None:
                 return
+            path, args, kwargs = message
             try:
                 with _cpu_limit(LOAD_SECONDS):
-                    result = load_file(path)
+                    result = load_file(path, *args, **kwargs)
             except MemoryError:
                 result = ([], [_limit_error(path, "memory")])
             conn.send(result)
@@ -100,11 +101,12 @@ class FileReader:
             self._conn.close()
         self._process = self._conn = None
 
-    def __call__(self, path: Path):
+    def __call__(self, path: Path, *args, **kwargs):
+        """:func:`load_file` (``path`` and any other arguments) in the child."""
         if self._process is None:
             self._start()
         try:
-            self._conn.send(str(path))
+            self._conn.send((str(path), args, kwargs))
             if self._conn.poll(LOAD_WALL):
                 return self._conn.recv()
             problem = "wall"
@@ -126,13 +128,13 @@ class FileReader:
         self._stop()
 
 
-def load_paths_limited(paths):
-    """:func:`diffcheck.loader.load_paths`, each file read under the limits (in this process
-    where the platform cannot fork)."""
+def load_paths_limited(paths, **options):
+    """:func:`diffcheck.loader.load_paths` (``options`` are its own), each file read under the
+    limits (in this process where the platform cannot fork)."""
     if not limits.can_fork():
-        return load_paths(paths)
+        return load_paths(paths, **options)
     reader = FileReader()
     try:
-        return load_paths(paths, reader)
+        return load_paths(paths, load=reader, **options)
     finally:
         reader.close()
