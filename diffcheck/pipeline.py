@@ -14,7 +14,7 @@ import numpy as np
 import sympy as sp
 
 from . import compare as cmp
-from .autograd import CannotDifferentiate, TorchRaised, Torchside, dynamo_deferred
+from .autograd import CannotDifferentiate, TorchRaised, Torchside, Unsupported, dynamo_deferred
 from .case import Case
 from .diagnostics import limits as lim
 from .diagnostics.kinks import SidedEvaluator, convention, find_kinks
@@ -23,7 +23,7 @@ from .points import SIXTEEN_BIT, PointSet, draw, validate_points
 from .diagnostics.regions import describe_region
 from .diagnostics.search import hunt
 from .reference import Evaluator
-from .results import (ERROR, FAIL, FAILING, NOT_DIFFERENTIABLE, SKIPPED, XFAIL, XPASS, CaseReport, Details,
+from .results import (ERROR, FAIL, FAILING, NOT_DIFFERENTIABLE, SKIPPED, UNSUPPORTED, XFAIL, XPASS, CaseReport, Details,
                       KinkFinding, LimitFinding, Result, SearchHit, SingularPoint, WorstPoint)
 from .claims import check_claims
 from .symbolic import CompiledCase, Target, compile_case
@@ -231,11 +231,14 @@ def _run(ctx: _Context, target: Target, label: str, mode: str | None) -> Result:
     start = time.perf_counter()
 
     def stopped(status, message: str) -> Result:
+        notes = tuple(ctx.torchside.notes)  # how torch was run before it stopped
+        ctx.torchside.notes.clear()
         return Result(case=case.name, file=case.file, check=label, mode=mode, dtype=ctx.dtype, status=status,
-                      message=message, seconds=time.perf_counter() - start)
+                      message=message, details=Details(notes=notes), seconds=time.perf_counter() - start)
 
     if ctx.points.count == 0:
         return stopped(SKIPPED, "no points to check (samples: 0 and no points)")
+    ctx.torchside.notes.clear()  # each result carries its own notes only
     ref = _reference(ctx, target)  # first: its temporaries are gone before torch's result arrives
     override = case.tolerance.get(ctx.dtype, case.tolerance.get("*"))
     special = _special(ctx, target, ref)
@@ -254,6 +257,10 @@ def _run(ctx: _Context, target: Target, label: str, mode: str | None) -> Result:
         return stopped(NOT_DIFFERENTIABLE, f"torch cannot differentiate this: {err}")
     except TorchRaised as err:
         return stopped(ERROR, f"torch raised: {err}")
+    except Unsupported as err:
+        if "modes" in case.positions:  # the case asks for this mode by name: an error
+            return stopped(ERROR, f"`modes:` asks for {mode} mode, and torch cannot run it here: {err}")
+        return stopped(UNSUPPORTED, f"{mode} mode not checked: {err} (list `modes:` to choose the modes)")
     comparison = cmp.compare(ref.values, ref.kinds, got, ctx.dtype, override, intervals,
                              scale_floor=0.0 if override else _scale_floor(ctx, target),
                              conditioning=_conditioning(ctx, target))

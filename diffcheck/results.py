@@ -38,6 +38,8 @@ class Status(StrEnum):
     UNSTABLE = "unstable"            # exact value finite, torch NaN/inf or far off: a failure
     NOT_DIFFERENTIABLE = "not_differentiable"  # torch cannot differentiate it at all
     SKIPPED = "skipped"              # nothing to compare (e.g. no points)
+    UNSUPPORTED = "unsupported"      # torch has no such mode for this code (forward mode of a custom
+                                     # Function without jvp/setup_context); the message says why
 
     @property
     def failing(self) -> bool:
@@ -60,13 +62,13 @@ class PointClass(StrEnum):
 # The statuses under their short names, as the checker and older code spell them.
 PASS, FAIL, XFAIL, XPASS, ERROR = Status.PASS, Status.FAIL, Status.XFAIL, Status.XPASS, Status.ERROR
 KINK, SINGULAR, UNSTABLE = Status.KINK, Status.SINGULAR, Status.UNSTABLE
-NOT_DIFFERENTIABLE, SKIPPED = Status.NOT_DIFFERENTIABLE, Status.SKIPPED
+NOT_DIFFERENTIABLE, SKIPPED, UNSUPPORTED = Status.NOT_DIFFERENTIABLE, Status.SKIPPED, Status.UNSUPPORTED
 
 #: statuses that make a run fail (exit code 1)
 FAILING = frozenset({FAIL, XPASS, ERROR, UNSTABLE, NOT_DIFFERENTIABLE})
 
 #: from best to worst: a baseline comparison calls a move to the right a regression
-SEVERITY = {PASS: 0, KINK: 0, SINGULAR: 0, SKIPPED: 0, XFAIL: 1, XPASS: 2, FAIL: 3, UNSTABLE: 3,
+SEVERITY = {PASS: 0, KINK: 0, SINGULAR: 0, SKIPPED: 0, UNSUPPORTED: 0, XFAIL: 1, XPASS: 2, FAIL: 3, UNSTABLE: 3,
             NOT_DIFFERENTIABLE: 3, ERROR: 4}
 
 #: the ``check`` of a result that stands for a whole case stopped by a limit

@@ -7,12 +7,20 @@ Modes, as the contract names them:
   every row of the Jacobian back at once (what ``torch.func.jacrev`` does, without the
   one-second import of ``torch._dynamo`` that ``torch.func``'s reverse transforms trigger);
 * ``forward``  — forward-mode AD (``torch.func.jacfwd``), vmapped over the points;
-* ``backward`` — the stateful API: ``.backward()`` then ``.grad``. The batch of points is one
-  leaf tensor; since points are independent, backward of the sum over points of output
-  entry i gives every point's row i at once.
+* ``backward`` — the code the user runs, as a training loop runs it: no vmap, no torch.func.
+  Point by point, the function is called on leaf tensors that require grad, and
+  ``.backward(retain_graph=True)`` of each output entry fills ``.grad``. Second and higher
+  derivatives take ``torch.autograd.grad(..., create_graph=True)`` first (a gradient
+  penalty's idiom), then ``.backward()`` of each entry of that gradient. A torch bug that
+  shows in a plain ``.backward()`` and not under vmap is therefore seen here.
 
-When an op cannot be vmapped the check falls back to a loop over points and says so in
-``Torchside.notes``. Every function here returns (P, n) float64 arrays laid out like the
+When an op or a custom ``torch.autograd.Function`` cannot run under vmap (no batching
+rule, ``.item()``, a backward or jvp that branches on tensor values), ``reverse`` and
+``forward`` fall back to the same transforms point by point, without vmap, and say so in
+``Torchside.notes``. Forward mode needs a Function with ``setup_context`` and ``jvp``:
+without them torch has no forward mode for it, and :class:`Unsupported` says why. Nested
+forward mode through any Function fails inside torch (``flat_bdims must not be None``,
+torch 2.x): the Hessian in forward mode is then taken forward-over-reverse, with a note. Every function here returns (P, n) float64 arrays laid out like the
 matching :class:`~diffcheck.symbolic.Target`.
 """
 
@@ -43,6 +51,43 @@ class CannotDifferentiate(Exception):
 
 class TorchRaised(Exception):
     """torch raised something else while computing (message kept for the report)."""
+
+
+class Unsupported(Exception):
+    """torch has no such mode for this code at all: forward mode through a custom
+    ``autograd.Function`` without ``jvp`` or ``setup_context``. Not a fault of the code."""
+
+
+#: torch's messages for a custom Function that has no forward mode, and what each means
+_UNSUPPORTED_MARKERS = (
+    ("must override the setup_context staticmethod",
+     "the custom autograd.Function has no `setup_context` (an old-style Function): torch.func's "
+     "forward mode cannot run it"),
+    ("must implement the jvp function",
+     "the custom autograd.Function has no `jvp` staticmethod: torch has no forward mode for it"),
+)
+
+#: torch's own failure when forward mode is nested through any custom Function
+_NESTED_FORWARD_MARKERS = ("flat_bdims must not be None",)
+
+TORCH_NESTED_FORWARD = ("torch cannot nest forward-mode AD through a custom autograd.Function "
+                        "(a known torch limitation, not a fault of this code)")
+TORCH_NESTED_FORWARD_NOTE = ("the function calls a custom autograd.Function, and torch's nested forward mode "
+                             "through one is broken (it raises `flat_bdims must not be None` or silently "
+                             "returns zero higher derivatives: pytorch/pytorch#197867), a known torch "
+                             "limitation, not a fault of this code")
+
+
+def unsupported_reason(err: BaseException) -> str | None:
+    text = str(err)
+    for marker, reason in _UNSUPPORTED_MARKERS:
+        if marker in text:
+            return reason
+    return None
+
+
+def nested_forward_broken(err: BaseException) -> bool:
+    return any(m in str(err) for m in _NESTED_FORWARD_MARKERS)
 
 
 _NOT_DIFF_MARKERS = ("not implemented", "does not require grad", "does not have a grad_fn",
@@ -156,21 +201,25 @@ class Torchside:
             raise TorchRaised(f"the torch implementation returns a {type(out).__name__}, not a tensor")
         return out
 
-    def _batched(self, transform: Callable, label: str) -> Any:
-        """vmap ``transform`` over the points; loop over them if vmap cannot."""
+    def _batched(self, transform: Callable, label: str, reraise: bool = False) -> Any:
+        """vmap ``transform`` over the points; loop over them if vmap cannot. With ``reraise``,
+        the loop's own exception propagates as torch raised it (the caller classifies it)."""
         try:
             return vmap(transform)(*self.inputs)
         except Exception as err:  # vmap has no batching rule, or the function calls .item(), …
             if isinstance(classify_error(err), CannotDifferentiate):
                 raise classify_error(err) from None
-            self.notes.append(f"{label}: vmap failed ({type(err).__name__}: {str(err).splitlines()[0][:160]}); "
-                              "looped over the points instead")
+            note = (f"{label}: vmap failed ({type(err).__name__}: {str(err).splitlines()[0][:160]}); "
+                    "looped over the points instead")
         results = []
         for i in range(self.points.count):
             try:
                 results.append(transform(*(x[i] for x in self.inputs)))
             except Exception as err:
+                if reraise and not isinstance(classify_error(err), CannotDifferentiate):
+                    raise
                 raise classify_error(err) from None
+        self.notes.append(note)  # only once the loop worked: a failure explains itself
         return _stack(results)
 
     # -- values and derivatives -----------------------------------------------------------
@@ -247,23 +296,200 @@ class Torchside:
         if kind == "intermediates":
             return self._intermediates(target)
         if mode == "backward":
-            return self._backward(target)
+            return self._pointwise(target, use_backward=True)
         if mode == "reverse":
-            return self._reverse(target)
+            kept = len(self.notes)
+            try:
+                return self._reverse(target)
+            except CannotDifferentiate:
+                raise
+            except Exception as err:  # e.g. a Function whose backward branches on values under vmap
+                del self.notes[kept:]  # the batched attempt's notes: superseded by this one
+                self._note_pointwise(f"{kind}/reverse", err)
+                return self._pointwise(target, use_backward=False)
+        return self._forward(target)
+
+    def _note_pointwise(self, label: str, err: BaseException) -> None:
+        text = str(err).splitlines()[0][:160] if str(err) else ""
+        if not isinstance(err, (TorchRaised, CannotDifferentiate)):
+            text = f"{type(err).__name__}: {text}"
+        self.notes.append(f"{label}: cannot run batched under vmap ({text}); checked point by point instead")
+
+    def _forward(self, target: Target) -> np.ndarray:
+        """Forward mode (torch.func.jacfwd), batched; point by point where vmap cannot run.
+        Raises :class:`Unsupported` where torch has no forward mode for the code."""
+        kind = target.label
+        if (kind == "hessian" or kind.startswith("derivative")) and self.calls_custom_function():
+            # torch's nested forward mode through a custom Function raises `flat_bdims must
+            # not be None` or silently returns zero higher derivatives (pytorch#197867,
+            # torch 2.13): forward-over-forward cannot be trusted, whatever the Function
+            self.notes.append(f"{kind}/forward: {TORCH_NESTED_FORWARD_NOTE}; the {kind} is taken "
+                              "forward-over-reverse (jacfwd of jacrev), as torch.func.hessian does")
+            try:
+                return self._forward_over_reverse(target)
+            except CannotDifferentiate:
+                raise
+            except Exception as err:
+                reason = unsupported_reason(err)
+                if nested_forward_broken(err):
+                    reason = TORCH_NESTED_FORWARD
+                if reason:
+                    raise Unsupported(reason) from None
+                raise classify_error(err) from None
+        try:
+            return self._forward_batched(target)
+        except CannotDifferentiate:
+            raise
+        except Exception as err:
+            first = err
+        reason = unsupported_reason(first)
+        if reason:
+            raise Unsupported(reason) from None
+        if kind in ("gradient", "jacobian") and not nested_forward_broken(first):
+            # jacfwd vmaps over the basis even at one point: a jvp that branches on tensor
+            # values needs one torch.func.jvp per input element
+            self._note_pointwise(f"{kind}/forward", first)
+            try:
+                return self._forward_pointwise()
+            except Exception as err:
+                reason = unsupported_reason(err)
+                if reason:
+                    raise Unsupported(reason) from None
+                raise classify_error(err) from None
+        if nested_forward_broken(first) and (kind == "hessian" or kind.startswith("derivative")):
+            # forward-over-reverse, as torch.func.hessian does it
+            self.notes.append(f"{kind}/forward: {TORCH_NESTED_FORWARD}: forward-over-forward raised "
+                              f"`{str(first).splitlines()[0][:80]}`; the {kind} is taken forward-over-reverse "
+                              "(jacfwd of jacrev) instead")
+            try:
+                return self._forward_over_reverse(target)
+            except CannotDifferentiate:
+                raise
+            except Exception as err:
+                reason = unsupported_reason(err)
+                if nested_forward_broken(err):
+                    reason = TORCH_NESTED_FORWARD
+                if reason:
+                    raise Unsupported(reason) from None
+                raise classify_error(err) from None
+        if nested_forward_broken(first):
+            raise Unsupported(f"{TORCH_NESTED_FORWARD}: {str(first).splitlines()[0][:120]}") from None
+        raise classify_error(first) if not isinstance(first, (TorchRaised, CannotDifferentiate)) else first
+
+    def calls_custom_function(self) -> bool:
+        """Whether the function's graph at the first point holds a custom autograd.Function
+        (a read-only walk of ``grad_fn``; computed once)."""
+        found = getattr(self, "_custom_function", None)
+        if found is None:
+            found = False
+            try:
+                leaves = [x[0].detach().clone().requires_grad_(True) for x in self.inputs]
+                out = self.f(*leaves)
+                stack, seen = [out.grad_fn], set()
+                while stack:
+                    node = stack.pop()
+                    if node is None or id(node) in seen:
+                        continue
+                    seen.add(id(node))
+                    if isinstance(node, torch.autograd.function.BackwardCFunction):
+                        found = True
+                        break
+                    stack.extend(n for n, _ in node.next_functions)
+            except Exception:
+                found = False
+            self._custom_function = found
+        return found
+
+    def _forward_batched(self, target: Target) -> np.ndarray:
+        kind = target.label
         argnums = tuple(range(len(self.inputs)))
         if kind in ("gradient", "jacobian"):
-            out = self._batched(jacfwd(self.f, argnums=argnums), f"{kind}/{mode}")
+            out = self._batched(jacfwd(self.f, argnums=argnums), f"{kind}/forward", reraise=True)
             return self._flatten_jacobian(out)
         if kind == "hessian":
             hess = jacfwd(jacfwd(self.f, argnums=argnums), argnums=argnums)
-            return self._flatten_hessian(self._batched(hess, f"hessian/{mode}"))
+            return self._flatten_hessian(self._batched(hess, f"hessian/forward", reraise=True))
         if kind.startswith("derivative"):
             n = int(kind[len("derivative"):])
             fn = self.f
             for _ in range(n):
                 fn = jacfwd(fn)
-            return _np(self._batched(fn, f"{kind}/{mode}")).reshape(self.points.count, 1)
+            return _np(self._batched(fn, f"{kind}/forward", reraise=True)).reshape(self.points.count, 1)
         raise ValueError(kind)
+
+    def _forward_over_reverse(self, target: Target) -> np.ndarray:
+        from torch.func import jacrev
+        kind = target.label
+        argnums = tuple(range(len(self.inputs)))
+        if kind == "hessian":
+            hess = jacfwd(jacrev(self.f, argnums=argnums), argnums=argnums)
+            return self._flatten_hessian(self._batched(hess, "hessian/forward", reraise=True))
+        fn = self.f
+        for _ in range(int(kind[len("derivative"):]) - 1):
+            fn = jacrev(fn)
+        return _np(self._batched(jacfwd(fn), f"{kind}/forward", reraise=True)).reshape(self.points.count, 1)
+
+    def _forward_pointwise(self) -> np.ndarray:
+        """The Jacobian by one ``torch.func.jvp`` per point and input element (no vmap)."""
+        from torch.func import jvp
+        p = self.points.count
+        rows = []
+        for i in range(p):
+            primals = tuple(x[i] for x in self.inputs)
+            cols = []
+            for v, x in enumerate(primals):
+                for k in range(x.numel()):
+                    tangents = tuple(torch.zeros_like(y) for y in primals)
+                    tangents[v].view(-1)[k] = 1
+                    cols.append(jvp(self.f, primals, tangents)[1].reshape(-1))
+            rows.append(torch.stack(cols, dim=1))  # (m, N)
+        return _np(torch.stack(rows)).reshape(p, -1)
+
+    def _pointwise(self, target: Target, use_backward: bool) -> np.ndarray:
+        """Derivatives point by point with plain autograd: no vmap, no torch.func.
+
+        Each point's variables are fresh leaves; the function is called once per point.
+        Orders above one take ``torch.autograd.grad(..., create_graph=True)``; the last
+        order pulls back each output entry, with ``.backward(retain_graph=True)`` and
+        ``.grad`` (``use_backward``, what a training loop does) or ``torch.autograd.grad``.
+        Returns (P, m·N) rows like the batched paths."""
+        kind, p = target.label, self.points.count
+        order = 2 if kind == "hessian" else int(kind[len("derivative"):]) if kind.startswith("derivative") else 1
+        sizes = [int(np.prod(s, dtype=int)) for s in self.shapes]
+        total = sum(sizes)
+        rows = []
+        try:
+            for i in range(p):
+                leaves = [x[i].detach().clone().requires_grad_(True) for x in self.inputs]
+                out = self.f(*leaves).reshape(-1)
+                for _ in range(order - 1):
+                    if not out.requires_grad:
+                        out = torch.zeros(total, dtype=self.tdtype, device=self.device)
+                        break
+                    grads = torch.autograd.grad(out.sum(), leaves, create_graph=True, allow_unused=True)
+                    out = torch.cat([(g if g is not None else torch.zeros_like(leaf)).reshape(-1)
+                                     for g, leaf in zip(grads, leaves)])
+                row = []
+                for k in range(out.numel()):
+                    entry = out[k]
+                    if not entry.requires_grad:
+                        row.append(torch.zeros(total, dtype=self.tdtype, device=self.device))
+                        continue
+                    if use_backward:
+                        for leaf in leaves:
+                            leaf.grad = None
+                        entry.backward(retain_graph=True)
+                        grads = [leaf.grad for leaf in leaves]
+                    else:
+                        grads = torch.autograd.grad(entry, leaves, retain_graph=True, allow_unused=True)
+                    row.append(torch.cat([(g if g is not None else torch.zeros_like(leaf)).detach().reshape(-1)
+                                          for g, leaf in zip(grads, leaves)]))
+                rows.append(torch.stack(row) if row else torch.zeros((0, total), dtype=self.tdtype))
+        except (CannotDifferentiate, TorchRaised):
+            raise
+        except Exception as err:
+            raise classify_error(err) from None
+        return _np(torch.stack(rows)).reshape(p, -1)
 
     def _outputs(self, leaves, label: str) -> torch.Tensor:
         """f at every point, (P, m), with a graph back to ``leaves``."""
@@ -345,31 +571,6 @@ class Torchside:
 
     def _leaves(self):
         return [x.detach().clone().requires_grad_(True) for x in self.inputs]
-
-    def _backward(self, target: Target) -> np.ndarray:
-        """``.backward()`` then ``.grad``, batched: one leaf per variable holding all points."""
-        p = self.points.count
-        leaves = self._leaves()
-        try:
-            flat_out = self._outputs(leaves, f"{target.label}/backward")
-            if target.label == "hessian":
-                # first derivatives with a graph, then backward through each entry
-                grads = torch.autograd.grad(flat_out.sum(), leaves, create_graph=True)
-                flat_out = torch.cat([g.reshape(p, -1) for g in grads], dim=1)
-            elif target.label.startswith("derivative"):
-                n = int(target.label[len("derivative"):])
-                for _ in range(n - 1):
-                    flat_out = torch.autograd.grad(flat_out.sum(), leaves, create_graph=True)[0].reshape(p, -1)
-            rows = []
-            for i in range(flat_out.shape[1]):
-                for leaf in leaves:
-                    leaf.grad = None
-                flat_out[:, i].sum().backward(retain_graph=True)
-                rows.append(torch.cat([(leaf.grad if leaf.grad is not None else torch.zeros_like(leaf))
-                                       .reshape(p, -1) for leaf in leaves], dim=1))
-        except Exception as err:
-            raise classify_error(err) from None
-        return _np(torch.stack(rows, dim=1)).reshape(p, -1)
 
     def _intermediates(self, target: Target) -> np.ndarray:
         """``z.retain_grad()`` before ``backward()``, then ``z.grad``, point by point."""

@@ -12,13 +12,13 @@ import math
 from typing import Any, Iterable
 
 from ..results import (
-    ERROR, FAIL, KINK, NOT_DIFFERENTIABLE, PASS, SINGULAR, SKIPPED, UNSTABLE, XFAIL, XPASS,
+    ERROR, FAIL, KINK, NOT_DIFFERENTIABLE, PASS, SINGULAR, SKIPPED, UNSTABLE, UNSUPPORTED, XFAIL, XPASS,
     Result, RunReport,
 )
 
 #: the order statuses are listed in (summaries, counts); unknown ones follow, sorted
 STATUS_ORDER = (PASS, FAIL, XFAIL, XPASS, ERROR, KINK, SINGULAR, UNSTABLE,
-                NOT_DIFFERENTIABLE, SKIPPED)
+                NOT_DIFFERENTIABLE, UNSUPPORTED, SKIPPED)
 
 #: the words of the summary line, pytest-style ("3 passed, 1 failed")
 _SUMMARY_WORDS = {PASS: "passed", FAIL: "failed"}

@@ -13,7 +13,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ..results import (
-    ERROR, FAIL, KINK, NOT_DIFFERENTIABLE, PASS, SINGULAR, SKIPPED, UNSTABLE, XFAIL, XPASS,
+    ERROR, FAIL, KINK, NOT_DIFFERENTIABLE, PASS, SINGULAR, SKIPPED, UNSTABLE, UNSUPPORTED, XFAIL, XPASS,
     Result, RunReport,
 )
 from . import (
@@ -35,6 +35,7 @@ STATUS_STYLES = {
     UNSTABLE: "bold red",
     NOT_DIFFERENTIABLE: "bold red",
     SKIPPED: "dim",
+    UNSUPPORTED: "yellow",
 }
 
 
