@@ -101,11 +101,11 @@ def test_value_branching_function_is_checked_point_by_point():
         """)
     assert all(r.status == "pass" for r in report.results), [(r.check, r.mode, r.message) for r in report.results]
     got = _by(report)
-    notes = got[("gradient", "reverse")].details.get("notes", [])
+    notes = list(got[("gradient", "reverse")].details.notes)
     assert len(notes) == 1 and "point by point" in notes[0]
     # the Hessian in forward mode: torch cannot nest forward mode through a Function;
     # the note says so and the Hessian is taken forward-over-reverse
-    notes = " ".join(got[("hessian", "forward")].details.get("notes", []))
+    notes = " ".join(got[("hessian", "forward")].details.notes)
     assert "known torch limitation" in notes and "forward-over-reverse" in notes
 
 
