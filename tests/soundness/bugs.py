@@ -73,6 +73,17 @@ def _binary(forward, backward, name):
     return _Fn.apply
 
 
+def _scaled_norm(v):
+    """(‖v‖, v/‖v‖) computed with v scaled by max|v| first, so that squares never underflow
+    or overflow; the direction is 0 where v = 0 (the minimum-norm subgradient)."""
+    scale = v.abs().amax()
+    zero = scale == 0
+    u = v / torch.where(zero, torch.ones_like(scale), scale)
+    length = torch.sqrt((u * u).sum())
+    direction = torch.where(zero, torch.zeros_like(u), u / torch.where(zero, torch.ones_like(length), length))
+    return scale * length, direction
+
+
 def _safe_div(num, den):
     """num / den where den != 0, else 0, without a NaN in either branch (double where)."""
     nonzero = den != 0
@@ -83,8 +94,7 @@ def _safe_div(num, den):
 
 _norm_bug = _unary(lambda x: torch.sqrt((x * x).sum()),
                    lambda g, x, out: g * x / out, "NormNaNAtZero")
-_norm_fixed = _unary(lambda x: torch.sqrt((x * x).sum()),
-                     lambda g, x, out: g * _safe_div(x, out.expand_as(x)), "NormFixed")
+_norm_fixed = _unary(lambda x: _scaled_norm(x)[0], lambda g, x, out: g * _scaled_norm(x)[1], "NormFixed")
 
 
 def norm_bug(x):
@@ -94,7 +104,8 @@ def norm_bug(x):
 
 
 def norm_fixed(x):
-    """The fix: the division is masked where the norm is 0 (subgradient 0)."""
+    """The fix: the direction is 0 where the norm is 0 (subgradient 0); computed scaled, so
+    that tiny inputs do not underflow to a zero norm."""
     return _norm_fixed(x)
 
 
@@ -106,8 +117,8 @@ def _dist(x, y):
 
 
 _cdist_bug = _binary(_dist, lambda g, x, y, d: (g * (x - y) / d, -g * (x - y) / d), "CdistNaN")
-_cdist_fixed = _binary(_dist, lambda g, x, y, d: (g * _safe_div(x - y, d.expand_as(x)),
-                                                  -g * _safe_div(x - y, d.expand_as(x))), "CdistFixed")
+_cdist_fixed = _binary(lambda x, y: _scaled_norm(x - y)[0],
+                       lambda g, x, y, d: (g * _scaled_norm(x - y)[1], -g * _scaled_norm(x - y)[1]), "CdistFixed")
 
 
 def cdist_bug(x, y):
@@ -284,8 +295,8 @@ def _std(x):
 
 
 _std_bug = _unary(_std, lambda g, x, out: g * (x - x.mean()) / ((x.shape[0] - 1) * out), "StdNaN")
-_std_fixed = _unary(_std, lambda g, x, out: g * _safe_div(x - x.mean(), ((x.shape[0] - 1) * out).expand_as(x)),
-                    "StdFixed")
+_std_fixed = _unary(lambda x: _scaled_norm(x - x.mean())[0] / math.sqrt(x.shape[0] - 1),
+                    lambda g, x, out: g * _scaled_norm(x - x.mean())[1] / math.sqrt(x.shape[0] - 1), "StdFixed")
 
 
 def std_bug(x):
@@ -295,7 +306,7 @@ def std_bug(x):
 
 
 def std_fixed(x):
-    """The fix (pytorch#45468): zero gradient where std is 0."""
+    """The fix (pytorch#45468): zero gradient where std is 0 (computed scaled, as the norm)."""
     return _std_fixed(x)
 
 
