@@ -24,22 +24,12 @@ CORPUS = ROOT / "tests" / "soundness"
 if str(ROOT) not in sys.path:  # the cases import tests.soundness.bugs
     sys.path.insert(0, str(ROOT))
 
-LIMITS = "limits at undefined points (soundness helper): the exact derivative is 0/0 here and has a limit"
 CONDITIONING = "conditioning-aware tolerance (soundness helper): the error is the input's rounding times the condition number"
-KINK_ROUNDING = ("kinks anywhere (soundness helper): the point is torch's threshold rounded to float32, "
-                 "a kink within the dtype's rounding")
 
 #: today's misses, by case name: the mechanism each waits for
 XFAIL = {
-    "bug.norm_zero_nan": LIMITS,
-    "bug.cdist_zero_distance_nan": LIMITS,
-    "bug.sinc_grad_at_zero_nan": LIMITS,
-    "bug.torch_sinc_second_derivative": LIMITS,
-    "bug.pow_exponent_grad_base_zero": LIMITS,
-    "bug.std_constant_input_nan": LIMITS,
     "control.torch_logcumsumexp_jvp.logcumsumexp_of_t": CONDITIONING,
     "control.det_near_singular_hessian": CONDITIONING,
-    "control.thresholded_at_one_third": KINK_ROUNDING,
 }
 
 
