@@ -28,7 +28,6 @@ CONDITIONING = "conditioning-aware tolerance (soundness helper): the error is th
 
 #: today's misses, by case name: the mechanism each waits for
 XFAIL = {
-    "control.torch_logcumsumexp_jvp.logcumsumexp_of_t": CONDITIONING,
     "control.det_near_singular_hessian": CONDITIONING,
 }
 
