@@ -144,45 +144,6 @@ def _math_where(cond: Arr, a: Arr, b: Arr) -> Arr:
     return arr(pick(cond, a, b))
 
 
-def _math_mse(a: Arr, b: Arr) -> Arr:
-    return _math_mean(arr((a - b) ** 2))
-
-
-def _math_sse(a: Arr, b: Arr) -> Arr:
-    return _reduce_sum(arr((a - b) ** 2))
-
-
-def _target_kind(logits_shape: tuple, target_shape: tuple) -> str:
-    if target_shape == logits_shape:
-        return "probabilities"
-    if target_shape == logits_shape[:-1]:
-        return "indices"
-    raise ExpressionError(
-        f"cross_entropy() target of shape {list(target_shape)} fits neither logits of shape "
-        f"{list(logits_shape)} (probabilities) nor its batch shape {list(logits_shape[:-1])} (class indices)")
-
-
-def _math_cross_entropy(logits: Arr, target: Arr) -> Arr:
-    _need_ndim("cross_entropy", logits, (1, 2))
-    logp = _math_log_softmax(logits, -1)
-    if _target_kind(logits.shape, target.shape) == "probabilities":
-        per_row = arr(-_reduce_sum(arr(target * logp), -1))
-    else:
-        per_row = np.empty(target.shape, dtype=object)
-        for idx in np.ndindex(target.shape):
-            k = target[idx]
-            if not (isinstance(k, sp.Integer) or (isinstance(k, sp.Number) and k == int(k))):
-                raise ExpressionError("cross_entropy() class-index target must hold whole numbers "
-                                      "(give it as a constant)")
-            k = int(k)
-            if not 0 <= k < logits.shape[-1]:
-                raise ExpressionError(f"cross_entropy() class index {k} is out of range for "
-                                      f"{logits.shape[-1]} classes")
-            per_row[idx] = -logp[idx + (k,)]
-        per_row = arr(per_row)
-    return _math_mean(per_row) if per_row.ndim else per_row
-
-
 # --- torch meanings that are more than one call ------------------------------------------
 
 def _t(x, like: torch.Tensor):
@@ -231,12 +192,6 @@ def _torch_where(cond, a, b):
     return torch.where(cond, _t(a, like), _t(b, like))
 
 
-def _torch_cross_entropy(logits, target):
-    if target.shape == logits.shape:
-        return F.cross_entropy(logits, target)
-    return F.cross_entropy(logits, target.round().long())
-
-
 @dataclass(frozen=True)
 class Opt:
     """An option of a library function, spelled as torch spells it.
@@ -283,6 +238,8 @@ class Func:
     #: its kinks, singular points and thresholds, in words (the docs and the controls)
     special: str = ""
     family: str = ""
+    #: modes torch differentiates it in; () = all three (reverse, backward, forward)
+    modes: tuple[str, ...] = ()
 
     @property
     def opts(self) -> tuple[Opt, ...]:
@@ -323,11 +280,7 @@ LIBRARY: dict[str, Func] = {f.name: f for f in [
          torch_names=("torch.log_softmax", "torch.nn.functional.log_softmax", "torch.special.log_softmax")),
     Func("logsumexp", _math_logsumexp_k, lambda x, dim=-1, keepdim=False: torch.logsumexp(x, dim=dim, keepdim=keepdim),
          options=(Opt("dim", "ints", -1, positional=True), _KEEP), torch_names=("torch.logsumexp",)),
-    # losses
-    Func("mse", _math_mse, F.mse_loss, (2, 2), doc="mean((a-b)^2)"),
-    Func("sse", _math_sse, lambda a, b: F.mse_loss(a, b, reduction="sum"), (2, 2), doc="sum((a-b)^2)"),
-    Func("cross_entropy", _math_cross_entropy, _torch_cross_entropy, (2, 2),
-         torch_names=("torch.nn.functional.cross_entropy",)),
+    # losses: mse sse cross_entropy and the rest of torch.nn.functional's are in losses.py
 ]}
 
 #: named constants of the case language: (math meaning, torch meaning)
@@ -336,8 +289,9 @@ CONSTANTS: dict[str, tuple[sp.Expr, float]] = {"pi": (sp.pi, math.pi), "E": (sp.
 
 # --- the other families, each in its own module (rows with both meanings side by side) --------
 # imported last: they build on the helpers above
+from . import losses as _losses  # noqa: E402
 from . import pointwise as _pointwise  # noqa: E402
 from . import reductions as _reductions  # noqa: E402
 
-for _f in _pointwise.ROWS + _reductions.ROWS:
+for _f in _pointwise.ROWS + _reductions.ROWS + _losses.ROWS:
     LIBRARY[_f.name] = _f
