@@ -289,9 +289,10 @@ CONSTANTS: dict[str, tuple[sp.Expr, float]] = {"pi": (sp.pi, math.pi), "E": (sp.
 
 # --- the other families, each in its own module (rows with both meanings side by side) --------
 # imported last: they build on the helpers above
+from . import linalg as _linalg  # noqa: E402
 from . import losses as _losses  # noqa: E402
 from . import pointwise as _pointwise  # noqa: E402
 from . import reductions as _reductions  # noqa: E402
 
-for _f in _pointwise.ROWS + _reductions.ROWS + _losses.ROWS:
+for _f in _pointwise.ROWS + _reductions.ROWS + _losses.ROWS + _linalg.ROWS:
     LIBRARY[_f.name] = _f
