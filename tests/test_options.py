@@ -78,6 +78,8 @@ REFUSED = [
     ("vector_norm(v, ord='fro')", 19, "must be a number or inf, not a string", None),
     ("matrix_norm(M, ord='nuc')", 0, "singular values", None),
     ("norm(v, p=0)", 0, "p=0", None),
+    ("max(v, M)", 7, "takes a whole number as dim", "maximum(x, y)"),
+    ("min(v, 0.5)", 7, "takes a whole number as dim", "minimum(x, y)"),
     ("var(v, correction=4)", 0, "no degrees of freedom", None),
 ]
 

@@ -199,6 +199,9 @@ class _Converter:
             raise ExpressionError(f"{name}() takes {want} argument(s){more}, got {len(node.args)}", pos,
                                   f"the signature is {func.signature()}" if func.opts else None)
         given: dict[str, Any] = {}
+        if name in ("max", "min") and len(node.args) == 2 and not _is_whole(node.args[1]):
+            raise ExpressionError(f"{name}(x, dim) takes a whole number as dim", self.pos(node.args[1]),
+                                  f"for the elementwise {name}imum of two values use {name}imum(x, y)")
         for o, a in zip(positional_opts, node.args[hi:]):
             given[o.name] = self.option(name, o, a, depth)
         for kw in node.keywords:
@@ -294,6 +297,13 @@ class _Converter:
             else:
                 out.append(self.integer(part, "an index"))
         return tuple(out)
+
+
+def _is_whole(node: ast.AST) -> bool:
+    """Is ``node`` a whole-number literal (with an optional minus)?"""
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
+        node = node.operand
+    return isinstance(node, ast.Constant) and isinstance(node.value, int) and not isinstance(node.value, bool)
 
 
 def _is_number(node: Node) -> bool:
