@@ -6,6 +6,7 @@ case file that is slow or huge to read is an error of its own."""
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import json
 import os
 import signal
@@ -324,6 +325,9 @@ def big(x):
     return torch.sigmoid(x) + hoard[0] * 0
 """)
     monkeypatch.setenv("DIFFCHECK_RUN_MEMORY", "2G")
+    # an earlier test of this process imported the helpers without `big`: read them afresh
+    monkeypatch.delitem(sys.modules, "diffcheck_fault_helpers", raising=False)
+    importlib.invalidate_caches()
     cases = _suite(tmp_path, _bad("big", "big"))
     report = runner.run([str(cases)], runner.RunOptions(jobs=2, cache=False, **_imports_opt_in()))
     assert not report.internal_errors and not report.errors, (report.internal_errors, report.errors)

@@ -17,9 +17,17 @@ def derivative_results(case):
     return [r for r in check_case(case).results if r.check != "value"]
 
 
+def _torch_release() -> tuple[int, int]:
+    import torch
+    return tuple(int(part) for part in torch.__version__.split(".")[:2])
+
+
 @pytest.mark.parametrize("name, expr, torch_text, expected", [
     ("relu", "relu(x)", None, "left limit (0)"),
-    ("clamp", "relu(x)", "torch.clamp(x, min=0)", "right limit (1)"),
+    # torch 2.14 changed clamp's choice at its bound from the right limit to the left (measured:
+    # tools/compat.sh 2.14.1); either is a valid subgradient, and diffcheck names the one torch makes
+    ("clamp", "relu(x)", "torch.clamp(x, min=0)",
+     "right limit (1)" if _torch_release() < (2, 14) else "left limit (0)"),
     ("abs", "abs(x)", None, "midpoint (0)"),
     ("maximum", "maximum(x, 0)", None, "midpoint (0.5)"),
 ])
