@@ -14,7 +14,7 @@ import numpy as np
 import sympy as sp
 
 from . import compare as cmp
-from .autograd import CannotDifferentiate, TorchRaised, Torchside, Unsupported, dynamo_deferred
+from .autograd import CannotDifferentiate, MissingKernel, TorchRaised, Torchside, Unsupported, dynamo_deferred
 from .case import Case
 from .diagnostics import limits as lim
 from .diagnostics.kinks import SidedEvaluator, convention, find_kinks
@@ -255,6 +255,8 @@ def _run(ctx: _Context, target: Target, label: str, mode: str | None) -> Result:
         got = ctx.torchside.value(target) if mode is None else ctx.torchside.derivative(target, mode)
     except CannotDifferentiate as err:
         return stopped(NOT_DIFFERENTIABLE, f"torch cannot differentiate this: {err}")
+    except MissingKernel as err:
+        return stopped(UNSUPPORTED, str(err))
     except TorchRaised as err:
         return stopped(ERROR, f"torch raised: {err}")
     except Unsupported as err:

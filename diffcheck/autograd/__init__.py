@@ -27,6 +27,7 @@ matching :class:`~diffcheck.symbolic.Target`.
 from __future__ import annotations
 
 import gc
+import re
 import sys
 import types
 from contextlib import contextmanager
@@ -182,9 +183,26 @@ def one_thread():
         torch.set_num_threads(before)
 
 
+class MissingKernel(Exception):
+    """This torch has no kernel for an op in the dtype under test (torch 2.4 has no float16
+    backward for mse_loss): nothing can be checked in that dtype, and it is not a fault of the
+    code under test or of its derivative."""
+
+
+#: torch's message for an op it has no kernel for in a dtype: `"mse_cpu" not implemented for 'BFloat16'`
+_MISSING_KERNEL = re.compile(r'"(\w+)" not implemented for \'(Half|BFloat16|ComplexHalf)\''
+                             r'|([\w.]+): Low precision dtypes not supported\. Got (Half|BFloat16)')
+_DTYPE_OF_KERNEL = {"Half": "float16", "BFloat16": "bfloat16", "ComplexHalf": "complex32"}
+
+
 def classify_error(err: Exception) -> Exception:
     text = f"{type(err).__name__}: {err}".strip()
     first = text.splitlines()[0][:500]
+    missing = _MISSING_KERNEL.search(text)
+    if missing:
+        kernel, dtype = missing.group(1) or missing.group(3), missing.group(2) or missing.group(4)
+        return MissingKernel(f"torch {torch.__version__} has no {_DTYPE_OF_KERNEL[dtype]} kernel for "
+                             f"{kernel} ({first}); not checked in {_DTYPE_OF_KERNEL[dtype]}")
     if any(m in text for m in _NOT_DIFF_MARKERS):
         return CannotDifferentiate(first)
     return TorchRaised(first)
@@ -224,7 +242,7 @@ class Torchside:
         try:
             return vmap(transform)(*self.inputs)
         except Exception as err:  # vmap has no batching rule, or the function calls .item(), …
-            if isinstance(classify_error(err), CannotDifferentiate):
+            if isinstance(classify_error(err), (CannotDifferentiate, MissingKernel)):
                 raise classify_error(err) from None
             note = (f"{label}: vmap failed ({type(err).__name__}: {str(err).splitlines()[0][:160]}); "
                     "looped over the points instead")
