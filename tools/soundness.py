@@ -203,15 +203,47 @@ def _row(r) -> str:
             " | ".join(_cell(r[key], r["kind"]) for key, _ in COLUMNS) + " |")
 
 
+def rows_from_log(path: Path, cases) -> list[dict]:
+    """The rows of an earlier run, from its progress lines on stderr
+    (``[i/N] NAME: diffcheck=FLAG, gradcheck=ok, … (S s)``): verdicts only, no details."""
+    import re
+    by_name = {c.name: c for c in cases}
+    rows = []
+    for line in path.read_text().splitlines():
+        m = re.match(r"\[\d+/\d+\] (\S+): (.*) \(([\d.]+) s\)$", line)
+        if not m or m.group(1) not in by_name:
+            continue
+        case = by_name[m.group(1)]
+        flags = dict(part.split("=") for part in m.group(2).split(", "))
+        row = {"case": case, "kind": "bug" if case.name.startswith("bug.") else "control",
+               "issue": issue_of(case), "seconds": float(m.group(3))}
+        for key, _ in COLUMNS:
+            row[key] = (flags[key] == "FLAG", "see the run's log")
+        rows.append(row)
+    return rows
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default=str(ROOT / "docs" / "soundness.md"), help="file to write, or - for stdout")
     parser.add_argument("-k", default="", help="only cases whose name contains this")
+    parser.add_argument("--from-log", help="render the verdicts of an earlier run's stderr instead of measuring")
+    parser.add_argument("--note", default="", help="a paragraph to add under the title (e.g. the code measured)")
     args = parser.parse_args(argv)
     cases = [c for c in load_corpus() if args.k in c.name]
     start = time.perf_counter()
-    rows = measure(cases)
-    text = render(rows, time.perf_counter() - start)
+    if args.from_log:
+        rows = rows_from_log(Path(args.from_log), cases)
+        missing = [c.name for c in cases if c.name not in {r["case"].name for r in rows}]
+        text = render(rows, sum(r["seconds"] for r in rows))
+        if missing:
+            text += ("\n## Not measured in this run\n\n" + "\n".join(f"- `{n}`" for n in missing) + "\n")
+    else:
+        rows = measure(cases)
+        text = render(rows, time.perf_counter() - start)
+    if args.note:
+        title, _, rest = text.partition("\n\n")
+        text = f"{title}\n\n{args.note}\n\n{rest}"
     if args.out == "-":
         print(text)
     else:
