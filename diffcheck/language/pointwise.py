@@ -123,8 +123,9 @@ def _scaled_bessel(nu):
 
 
 def _clip(x, lo=None, hi=None):
-    """x clamped to [lo, hi] as one Piecewise (not Min(Max(..))): every branch point is then a
-    plain condition on x, which the kink finder solves (a Max inside a Heaviside it cannot)."""
+    """x clamped to [lo, hi] as one Piecewise (not Min(Max(..))): each end is then a plain
+    condition on x, and the derivative a Piecewise of 0 and 1 rather than a product of
+    Heavisides with a Max inside (which the kink finder once missed)."""
     if lo is not None and hi is not None and lo > hi:
         return hi + 0 * x  # torch: min(max(x, lo), hi) is hi everywhere
     pieces = []
