@@ -57,10 +57,11 @@ import sympy as sp
 from ..compare import FINITE
 from ..symbolic.dag import ExprList, Program, from_sympy
 from .extended import evaluate as evaluate_extended
+from .extended import evaluate_chunk
 from .logdomain import evaluate_log
 from .mp import MODULES, as_mp, classify
 from .oracle import MpmathEvaluator
-from .plan import TRUST, Plan, plan
+from .plan import TRUST, U, Plan, plan
 from .proof import MpmathGraph, first_precision
 
 __all__ = ["Evaluator", "MpmathEvaluator", "MODULES", "Stats", "as_mp", "classify", "evaluate",
@@ -209,14 +210,12 @@ class Evaluator:
         much the expression amplifies it (a sum of terms that cancel counts every term). 0
         where the bound is not finite (nothing is then granted for conditioning).
         See diffcheck.compare for how it enters the tolerance."""
-        from .extended import evaluate as extended
-        from .plan import U
         derived = self.program.derived
         if "plan_as_written" not in derived:
             derived["plan_as_written"] = plan(self.program, rewrite=False)
         values = np.asarray(values, dtype=np.float64)
         bounds = np.empty((values.shape[0], len(self.program.outputs)))
-        out, _ = extended(derived["plan_as_written"], values, 0.0, bounds)
+        out, _ = evaluate_extended(derived["plan_as_written"], values, 0.0, bounds)
         with np.errstate(all="ignore"):
             scale = bounds / U * np.abs(out)
         scale[~np.isfinite(scale)] = 0.0
@@ -226,14 +225,13 @@ class Evaluator:
         """(P,): per row, the smallest nonzero |value| of any operation of the formula as
         written that lies below ``tiny`` (a dtype's smallest normal number: the operation
         underflows there), +inf where none does."""
-        from .extended import _evaluate_chunk
         derived = self.program.derived
         if "plan_as_written" not in derived:
             derived["plan_as_written"] = plan(self.program, rewrite=False)
         p = derived["plan_as_written"]
         values = np.asarray(values, dtype=np.float64)
         with np.errstate(all="ignore"):
-            V, _ = _evaluate_chunk(p, values)
+            V, _ = evaluate_chunk(p, values)
             live = np.concatenate([np.asarray(p.sym_nodes, dtype=int), np.asarray(p.const_nodes, dtype=int)]
                                   + [np.asarray(g.out, dtype=int) for g in p.groups])
             mag = np.abs(V[live].astype(np.float64))

@@ -42,7 +42,7 @@ def evaluate(p: Plan, inputs: np.ndarray, trust: float = TRUST,
     with np.errstate(all="ignore"):
         for start in range(0, count, step):
             stop = min(count, start + step)
-            V, R = _evaluate_chunk(p, inputs[start:stop], buffers)
+            V, R = evaluate_chunk(p, inputs[start:stop], buffers)
             # registers hold one node per row; results want one point per row: transpose a
             # cache-sized block of entries at a time (a whole-array transposed copy walks
             # memory with a huge stride, 10x slower on big Jacobians)
@@ -63,7 +63,7 @@ def evaluate(p: Plan, inputs: np.ndarray, trust: float = TRUST,
     return values, proven
 
 
-def _evaluate_chunk(p: Plan, inputs: np.ndarray, buffers=None) -> tuple[np.ndarray, np.ndarray]:
+def evaluate_chunk(p: Plan, inputs: np.ndarray, buffers=None) -> tuple[np.ndarray, np.ndarray]:
     count = inputs.shape[0]
     if buffers is not None and buffers[0].shape[1] == count:
         V, R = buffers
