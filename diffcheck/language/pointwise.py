@@ -80,7 +80,8 @@ def _copysign(a, b):
 
 def _lgamma(x):
     """log|Γ(x)|, as torch.lgamma (SymPy's loggamma is complex below 0)."""
-    return sp.Piecewise((sp.loggamma(x), x > 0), (sp.log(sp.Abs(sp.gamma(x))), True))
+    # below 0 as log(Γ(x)²)/2 (= log|Γ(x)|): its derivative is ψ(x) with no re()/im() of Γ
+    return sp.Piecewise((sp.loggamma(x), x > 0), (sp.log(sp.gamma(x) ** 2) / 2, True))
 
 
 def _polygamma(n, x):
