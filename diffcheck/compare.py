@@ -156,6 +156,7 @@ class Comparison:
     worst_conditioning: float | None = None  # the conditioning allowance at ``worst`` (see CONDITIONING)
     accept: tuple[float, float] | None = None  # (rtol, atol) of a ``tolerance:`` that accepts every point
     worst_default: float | None = None       # the default policy's allowance at ``worst``
+    point_ratio: np.ndarray | None = None  # (P,) worst error ÷ allowed per point (block-by-block comparisons)
 
 
 BLOCK_CELLS = 1 << 20  # entries compared at a time: bounds the temporaries of a big Jacobian
@@ -292,6 +293,7 @@ class PlainStream:
         self.policy = policy_for(dtype, scale, override)
         self.rows = max(1, min(p, BLOCK_CELLS // n))
         self.failed = np.zeros(p, dtype=bool)
+        self.point_ratio = np.zeros(p, dtype=np.float32)  # for the report's plots
         self.max_abs = self.max_rel = self.max_ulp = self.worst_ratio = -1.0
         self.worst, self.worst_got = (0, 0), float("nan")
         self.examples: list[tuple[int, int]] = []
@@ -331,6 +333,7 @@ class PlainStream:
             if t.flat[at] > self.worst_ratio:
                 self.worst_ratio, self.worst = float(t.flat[at]), (s + at // n, at % n)
                 self.worst_got = float(g.flat[at])
+            self.point_ratio[s:s + k] = t.max(axis=1)
             bad = (t > 1).any(axis=1)
             self.failed[s:s + k] = bad
             if len(self.examples) < 5 and bad.any():
@@ -355,7 +358,8 @@ class PlainStream:
         counts = {c: int((cls == _RANK[c]).sum()) for c in ("pass", "fail") if (cls == _RANK[c]).any()}
         examples = {"fail": list(self.examples)} if failed.any() else {}
         return Comparison(point_class, counts, self.policy, len(failed), self.max_abs, self.max_rel,
-                          self.max_ulp, self.worst, self.worst_ratio, examples, self.worst_got)
+                          self.max_ulp, self.worst, self.worst_ratio, examples, self.worst_got,
+                          point_ratio=self.point_ratio)
 
 
 def compare_rows(reference: np.ndarray, kinds: np.ndarray, got: np.ndarray, dtype: str,

@@ -24,7 +24,7 @@ from .diagnostics.regions import describe_region
 from .diagnostics.search import hunt
 from .reference import Evaluator
 from .results import (ERROR, FAIL, FAILING, NOT_DIFFERENTIABLE, SKIPPED, UNSUPPORTED, XFAIL, XPASS, CaseReport, Details,
-                      KinkFinding, LimitFinding, Result, SearchHit, SingularPoint, WorstPoint)
+                      KinkFinding, LimitFinding, PointProfile, Result, SearchHit, SingularPoint, WorstPoint)
 from .claims import check_claims
 from .symbolic import CompiledCase, Target, compile_case
 from .symbolic.cache import DerivationCache
@@ -124,7 +124,8 @@ def check_part(case: Case, part: str | None, options: CheckOptions,
     derivative). xfail and expected refusals are applied by :func:`finish_case`."""
     start = time.perf_counter()
     compiled = compiled or prepare(case, options.cache)
-    report = CaseReport(name=case.name, file=case.file, description=case.description, expr=case.expr,
+    report = CaseReport(name=case.name, file=case.file, line=case.location.line, description=case.description,
+                        expr=case.expr,
                         xfail=case.xfail)
     if part is None:
         report.expr_latex = latex_of(compiled.output, case.expr)
@@ -321,7 +322,32 @@ def _finish(ctx: _Context, target: Target, label: str, mode: str | None, compari
                   points=comparison.compared, max_abs_error=comparison.max_abs, max_rel_error=comparison.max_rel,
                   max_ulp_error=comparison.max_ulp, worst_point=worst, message=message, counts=comparison.counts,
                   tolerance=comparison.policy.describe(), details=details, ratio=comparison.worst_ratio,
-                  seconds=time.perf_counter() - start)
+                  seconds=time.perf_counter() - start, profile=_profile(ctx, comparison, ref, got))
+
+
+def _profile(ctx: _Context, comparison: cmp.Comparison, ref: _Reference, got: np.ndarray | None) -> PointProfile:
+    """The result point by point, for the report's plots: each point's worst error ÷
+    allowed (NaN where no entry was compared), its class, and its value when the case has
+    one scalar variable."""
+    ratio = comparison.point_ratio
+    if ratio is None and got is not None:
+        policy = comparison.policy
+        with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+            finite = (ref.kinds == cmp.FINITE) & np.isfinite(got)
+            allowed = policy.rtol * np.abs(ref.values) + policy.atol
+            each = np.where(finite, np.abs(got - ref.values) / allowed, np.nan)
+            ratio = np.full(each.shape[0], np.nan) if each.shape[1] == 0 else np.fmax.reduce(each, axis=1)
+    if ratio is None:
+        ratio = np.full(ctx.points.count, np.nan)
+    classes = np.asarray(comparison.point_class)
+    ratio = np.where(np.isin(classes, ("pass", "fail")), ratio, np.nan)  # a kink is judged by its limits
+    case = ctx.compiled.case
+    x = variable = domain = None
+    if len(case.variables) == 1 and not case.variables[0].shape:
+        variable, domain = case.variables[0].name, case.variables[0].domain
+        x = np.asarray(ctx.points.values[variable], dtype=np.float64).reshape(-1)
+    return PointProfile(ratio=np.asarray(ratio, dtype=np.float32), classes=classes,
+                        x=x, variable=variable, domain=domain)
 
 
 def _torch_at(ctx: _Context, target: Target, mode: str | None, values: dict[str, np.ndarray]) -> np.ndarray:
@@ -670,14 +696,15 @@ def apply_xfail(case: Case, results: list[Result]) -> list[Result]:
 
 # --- LaTeX for reports ------------------------------------------------------------------
 
-MAX_LATEX_ENTRIES = 4
-
 
 def latex_of(value: np.ndarray, text: str) -> str:
     if value.size == 1 and _small(value.ravel()[0]):
         return sp.latex(value.ravel()[0], order="none")
     if 1 < value.size <= 9 and all(_small(e) for e in value.ravel()):
         return sp.latex(sp.Matrix(value.reshape(value.shape[0], -1)) if value.ndim else value.ravel()[0])
+    if value.size > 9:  # a column capped in size, shared parts named (symbolic.display)
+        from .symbolic.display import value_display
+        return value_display(value.ravel(), [str(i) for i in range(value.size)])
     return r"\texttt{" + text.replace("_", r"\_").replace("{", r"\{").replace("}", r"\}") + "}"
 
 
@@ -693,15 +720,8 @@ def _small(expr, limit: int = MAX_LATEX_NODES) -> bool:
 
 
 def derivative_latex(compiled: CompiledCase) -> list[tuple[str, str]]:
-    out: list[tuple[str, str]] = []
-    for check in compiled.checks:
-        if check.kind == "intermediates":
-            continue
-        target = compiled.targets(check)[0]
-        shown = target.exprs[:MAX_LATEX_ENTRIES]
-        for j, expr in enumerate(shown):
-            out.append((target.entry(j), sp.latex(expr, order="none") if _small(expr) else
-                        rf"\text{{(more than {MAX_LATEX_NODES} operations: not shown)}}"))
-        if len(target.exprs) > len(shown):
-            out.append((f"… {len(target.exprs) - len(shown)} more entries of the {target.label}", ""))
-    return out
+    """One readable formula per checked derivative (symbolic.display: a matrix capped in
+    size, shared subexpressions named), never the entries one by one."""
+    from .symbolic.display import derivative_display
+    return [derivative_display(compiled.targets(check)[0])
+            for check in compiled.checks if check.kind != "intermediates"]

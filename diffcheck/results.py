@@ -313,6 +313,20 @@ class Details:
 NO_DETAILS = Details()
 
 
+@dataclass(frozen=True, eq=False)
+class PointProfile:
+    """A result point by point, for the report's plots (never written to the JSON):
+    ``ratio`` is each point's worst error ÷ allowed over its entries (NaN where nothing was
+    compared), ``classes`` each point's class (:class:`PointClass` values), and ``x`` the
+    point's value when the case has one scalar variable (``variable``, on ``domain``)."""
+
+    ratio: Any                      # numpy array (P,)
+    classes: Any                    # numpy array (P,) of class names
+    x: Any = None                   # numpy array (P,), or None
+    variable: str | None = None
+    domain: tuple[float, float] | None = None
+
+
 # --- results ---------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -340,6 +354,7 @@ class Result:
     ratio: float | None = None           # worst error ÷ allowed: the number that decides
     original_status: Status | None = None  # before xfail / differentiable: false changed it
     seconds: float = 0.0
+    profile: PointProfile | None = field(default=None, compare=False, repr=False)  # plots only
 
     def __post_init__(self) -> None:
         if not isinstance(self.status, Status):

@@ -197,33 +197,40 @@ def test_markdown_header_has_versions_seed_and_counts(markdown):
     assert markdown.startswith("# diffcheck report\n")
     assert ("diffcheck `0.1.0` · torch `2.13.0` · sympy `1.14.0` · python `3.12.1` · "
             "numpy `2.0` · seed `7`") in markdown
-    assert "| fail | 2 |" in markdown
-    assert "| case-file errors | 1 |" in markdown
+    assert "Results by status: 2 pass, 2 fail," in markdown
+    assert "1 case-file errors" in markdown
 
 
-def test_markdown_tables_are_well_formed_and_escape_pipes(markdown):
-    lines = markdown.splitlines()
-    tables = 0
-    for i, line in enumerate(lines):
-        if re.fullmatch(r"\|( ---:?)( \| ---:?)* \|", line):
-            tables += 1
-            width = len(_cells(lines[i - 1]))
-            for row in lines[i + 1:]:
-                if not row.startswith("|"):
-                    break
-                assert len(_cells(row)) == width, row
-                assert "$" not in row.replace(r"\$", "")  # no math inside table cells
-    assert tables >= 6  # outcomes, summary, conventions, claims, trajectory, kinks, singular
-    assert r"gradient of \|x\| at x=3" in markdown
+def test_markdown_opens_with_an_overview_of_cases_failing_first(markdown):
+    overview = markdown.split("## Overview", 1)[1].split("\n## ", 1)[0]
+    assert "| case | verdict | worst error ÷ allowed | results | file |" in overview
+    rows = [line for line in overview.splitlines() if line.startswith("| [")]
+    assert [re.match(r"\| \[([^\]]+)\]", row).group(1) for row in rows] == \
+        ["sigmoid", "abs\\_kink", "log\\_singular"]  # failing cases first, then run order
+    assert rows[0].startswith("| [sigmoid](#case-sigmoid) | **fail** |")
+    assert markdown.index("## Overview") < markdown.index("## Failing cases")
 
 
-def test_markdown_summary_table_has_every_result(markdown):
-    header = "| case | check | mode | dtype | points | max abs | max rel | max ULP | status |"
-    assert header in markdown
-    assert "| sigmoid | gradient | forward | float32 | 32 | 0.0025 | 0.25 | 4.2e+06 | **fail** |" \
-        in markdown
-    assert "| log\\_singular | gradient | reverse | float64 | 31 | nan | inf | — | singular |" \
-        in markdown
+def test_markdown_collapses_passing_cases_and_expands_failures(markdown):
+    failing = markdown.split("## Failing cases", 1)[1].split("## Passing cases", 1)[0]
+    assert "### sigmoid" in failing and "<details>" not in failing.split("### sigmoid", 1)[1].split("###", 1)[0]
+    passing = markdown.split("## Passing cases", 1)[1]
+    assert '<a id="case-log_singular"></a>\n<details>\n<summary><b>log_singular</b> · xfail' in passing
+    assert passing.count("<details>") == passing.count("</details>")
+
+
+def test_markdown_links_cases_to_file_and_line():
+    report = make_report()
+    report.cases[0].line = 12
+    text = render_markdown(report, "now", directory="reports")
+    assert "[`cases/act.yaml:12`](../cases/act.yaml#L12)" in text
+
+
+def test_markdown_result_tables_hold_every_compared_result(markdown):
+    header = "| check | mode | dtype | points | error ÷ allowed | max ULP | other points | status |"
+    assert markdown.count(header) == 3
+    assert "| gradient | forward | float32 | 32 | — | 4.2e+06 | — | **fail** |" in markdown
+    assert "| gradient | reverse | float64 | 31 | — | — | 1 singular | singular |" in markdown
 
 
 def test_markdown_shows_each_case_with_its_math(markdown):
@@ -252,7 +259,7 @@ def test_markdown_renders_claims_trajectories_singular_points_and_regions(markdo
     assert r"| gradient of \|x\| at x=3 | `x=72` | `x=24` | `x=24` | ❌ no |" in markdown
     assert "| step | claimed | exact | torch | holds |" in markdown
     assert "| 2 | `w=-336` | `w=-336` | `w=-336` | ✅ yes |" in markdown
-    assert "| `x=0` | `inf` | `inf` | ✅ yes |" in markdown
+    assert "| `x=0` | `d y / d x` | `inf` | `inf` | ✅ yes |" in markdown
     assert "- NaN for x < 0 in float64" not in markdown  # "<" is escaped…
     assert r"- NaN for x \< 0 in float64" in markdown    # …so GitHub shows it as text
 
@@ -311,14 +318,32 @@ def test_json_writes_non_finite_floats_as_strings():
 
 
 def test_formulas_too_big_to_read_are_not_printed_as_latex():
-    from diffcheck.pipeline import MAX_LATEX_NODES, derivative_latex, latex_of
+    from diffcheck.pipeline import derivative_latex, latex_of
     from diffcheck.loader import load_text
     from diffcheck.symbolic import compile_case
+    from diffcheck.symbolic.display import MAX_NODES
 
     cases, _ = load_text("name: big\nvariables: {x: {shape: [300]}}\nexpr: logsumexp(x)\n", "big.yaml")
     compiled = compile_case(cases[0])
     assert latex_of(compiled.output, "logsumexp(x)") == r"\texttt{logsumexp(x)}"
-    shown = derivative_latex(compiled)
-    assert shown[0][1] == rf"\text{{(more than {MAX_LATEX_NODES} operations: not shown)}}"
+    [(label, latex)] = derivative_latex(compiled)
+    assert label == "gradient (1 × 300: rows y, columns x[0] … x[299]; its corners)"
+    assert r"\cdots" in latex and "(300 terms)" in latex and len(latex) < 400
     small, _ = load_text("name: small\nvariables: {x: {}}\nexpr: sigmoid(x)\n", "small.yaml")
     assert "frac" in latex_of(compile_case(small[0]).output, "sigmoid(x)")
+    huge, _ = load_text("name: huge\nvariables: {x: {}}\nexpr: sin(x)\ncheck: [{derivative: 40}]\n", "h.yaml")
+    [(_, latex)] = derivative_latex(compile_case(huge[0]))
+    assert f"more than {MAX_NODES} operations" in latex or len(latex) < 200
+
+
+def test_vector_derivatives_are_one_capped_matrix_with_shared_parts_named():
+    from diffcheck.pipeline import derivative_latex
+    from diffcheck.loader import load_text
+    from diffcheck.symbolic import compile_case
+
+    cases, _ = load_text("name: sm\nvariables: {x: {shape: [8]}}\nexpr: softmax(x)\n", "sm.yaml")
+    [(label, latex)] = derivative_latex(compile_case(cases[0]))
+    assert label == "jacobian (8 × 8: rows y[0] … y[7], columns x[0] … x[7]; its corners)"
+    assert latex.startswith(r"\begin{pmatrix}") and r"\ddots" in latex
+    assert r"\text{where } u_{0} = e^{x_{0}} + e^{x_{1}}" in latex  # the sum, named once
+    assert len(latex) < 1000

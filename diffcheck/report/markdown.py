@@ -1,29 +1,39 @@
 """The Markdown report, ``DIR/index.md``, written to read well on GitHub.
 
+It opens with an overview: one row per case with its verdict and its worst error ÷ allowed
+(the number that decides), failing cases first, each name linking to the case's details and
+to its ``file:line``. Failing cases follow, expanded; passing cases are collapsed in
+``<details>``. A derivative is shown as one formula (a matrix capped in size,
+:mod:`diffcheck.symbolic.display`), never entry by entry. With matplotlib (the ``plots``
+extra) each case gets its plots (:mod:`.plots`) as PNG files in ``DIR/plots/``.
+
 The same :class:`~diffcheck.results.RunReport` always gives the same bytes except for one
 header line, ``Generated: …``, that holds the date, time and duration of the run — so a
-report kept in a repository diffs cleanly from one run to the next.
+report kept in a repository diffs cleanly from one run to the next. No other line holds a
+time.
 
 GitHub specifics kept in mind here: ``|`` inside a table cell is written ``\\|`` (also
 inside code spans); math is written ``$…$`` (``$$…$$`` blocks for long formulas) and never
 inside a table cell, because a ``|`` in LaTeX would split the cell; free text is escaped so
-that a ``*`` or ``$`` in a message is not read as emphasis or math.
+that a ``*`` or ``$`` in a message is not read as emphasis or math; Markdown inside
+``<details>`` needs a blank line after ``<summary>``.
 """
 
 from __future__ import annotations
 
+import os
 import re
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-from ..results import FAIL, CaseReport, DescentStep, KinkFinding, Result, RunReport, SingularPoint
+from ..results import FAIL, PASS, XFAIL, CaseReport, DescentStep, KinkFinding, Result, RunReport, SingularPoint
 from . import (
     MISSING, extra_counts, format_cell, format_exact, format_number, format_point,
     format_value, ordered_statuses, result_label, summary_line,
 )
 
-__all__ = ["render_markdown", "write_markdown", "GENERATED_PREFIX"]
+__all__ = ["render_markdown", "write_markdown", "GENERATED_PREFIX", "PLOTS_DIR"]
 
 #: the one line of the report that changes from run to run starts with this
 GENERATED_PREFIX = "Generated: "
@@ -31,10 +41,15 @@ GENERATED_PREFIX = "Generated: "
 #: formulas longer than this are shown as ``$$…$$`` display blocks
 LONG_LATEX = 80
 
+#: the folder (inside the report's) that holds the plots
+PLOTS_DIR = "plots"
+
 #: the versions named first in the header, in this order; others follow, sorted
 _VERSION_ORDER = ("diffcheck", "torch", "sympy", "python")
 
 _KINK_COLUMNS = ("function", "point", "left limit", "right limit", "torch", "convention")
+_VERDICT = {FAIL: "**fail**", XFAIL: "xfail", PASS: "pass"}
+_ORDER = {FAIL: 0, XFAIL: 1, PASS: 2}
 
 
 # --- Markdown building blocks -----------------------------------------------------------
@@ -138,23 +153,63 @@ def _counts(report: RunReport) -> list[str]:
         rows.append(["internal errors", str(len(report.internal_errors))])
     if not rows:
         return ["No case was found.", ""]
-    return ["## Outcomes", ""] + _table(["status", "count"], rows, right=[1])
+    return ["Results by status: " + ", ".join(f"{n} {_text(s)}" for s, n in rows) + ".", ""]
 
 
 def _status(status: str, failed: bool) -> str:
     return f"**{status}**" if failed else status
 
 
-def _summary(report: RunReport) -> list[str]:
-    if not report.results:
+def _anchor(case: CaseReport) -> str:
+    return "case-" + re.sub(r"[^A-Za-z0-9_-]+", "-", case.name).strip("-").lower()
+
+
+def _worst_ratio(results: Iterable[Result]) -> float | None:
+    ratios = [r.ratio for r in results if r.ratio is not None and r.ratio == r.ratio]
+    return max(ratios) if ratios else None
+
+
+def _ratio(x: float | None) -> str:
+    return _code(format_number(x, 3)) if x is not None else MISSING
+
+
+def _link(case: CaseReport, base: Path | None) -> str:
+    """``file:line`` of the case, linked relative to the report's folder (GitHub's ``#L12``)."""
+    where = f"{case.file}:{case.line}" if case.line else case.file
+    if case.file.startswith("<"):
+        return _code(where)
+    target = case.file
+    if base is not None:
+        try:
+            target = os.path.relpath(os.path.abspath(case.file), os.path.abspath(base))
+        except ValueError:  # another drive
+            target = os.path.abspath(case.file)
+    target = target.replace(os.sep, "/") + (f"#L{case.line}" if case.line else "")
+    return f"[{_code(where)}]({target.replace(' ', '%20').replace(')', '%29')})"
+
+
+def _tally(results: Iterable[Result]) -> str:
+    counts: dict[str, int] = {}
+    for r in results:
+        counts[r.status] = counts.get(r.status, 0) + 1
+    return " · ".join(f"{counts[s]} {s}" for s in ordered_statuses(counts))
+
+
+def _ordered(cases: Sequence[CaseReport]) -> list[CaseReport]:
+    return sorted(cases, key=lambda c: _ORDER.get(c.status, 0))  # stable: run order within a verdict
+
+
+def _overview(report: RunReport, base: Path | None) -> list[str]:
+    if not report.cases:
         return []
-    rows = [[_text(r.case), _text(r.check), format_cell(r.mode), format_cell(r.dtype),
-             str(r.points), format_number(r.max_abs_error), format_number(r.max_rel_error),
-             format_number(r.max_ulp_error), _status(r.status, r.failed)]
-            for r in report.results]
-    header = ["case", "check", "mode", "dtype", "points", "max abs", "max rel", "max ULP",
-              "status"]
-    return ["## Summary", ""] + _table(header, rows, right=[4, 5, 6, 7])
+    rows = [[f"[{_text(c.name)}](#{_anchor(c)})", _VERDICT.get(c.status, _text(c.status)),
+             _ratio(_worst_ratio(c.results)), _tally(c.results) or MISSING, _link(c, base)]
+            for c in _ordered(report.cases)]
+    return (["## Overview", "",
+             "One row per case, failing cases first. *Worst error ÷ allowed* is the largest "
+             "error of any result of the case divided by what the tolerance allows there: "
+             "above 1 fails.", ""]
+            + _table(["case", "verdict", "worst error ÷ allowed", "results", "file"], rows, right=[2]))
 
 
 def _kink_row(kink: KinkFinding) -> tuple[str, ...]:
@@ -175,7 +230,9 @@ def _conventions(report: RunReport) -> list[str]:
         return []
     return ["## Subgradient conventions", "",
             "Where the function has a kink, the derivative has a different limit from each "
-            "side; torch returns one value there. These are the values it chose.", ""] + table
+            "side; torch returns one value there. These are the values it chose.", "",
+            "<details>", f"<summary>the kinks found ({len(list(dict.fromkeys(rows)))})</summary>", ""] + table + [
+            "</details>", ""]
 
 
 def _errors(report: RunReport) -> list[str]:
@@ -195,32 +252,62 @@ def _errors(report: RunReport) -> list[str]:
     return lines
 
 
-def _case(case: CaseReport) -> list[str]:
-    lines = [f"### {_text(case.name)}", ""]
+def _case(case: CaseReport, base: Path | None, plots: dict[str, list[tuple[str, str]]],
+          collapsed: bool) -> list[str]:
+    worst = _worst_ratio(case.results)
+    body: list[str] = []
     if case.description:
-        lines += [_text(case.description).strip(), ""]
-    facts = [f"- File: {_code(case.file)}",
-             f"- Status: {_status(case.status, case.status == FAIL)}"]
+        body += [_text(case.description).strip(), ""]
+    facts = [f"- File: {_link(case, base)}", f"- Verdict: {_VERDICT.get(case.status, _text(case.status))}"
+             + (f", worst error ÷ allowed {_ratio(worst)}" if worst is not None else "")]
     if case.xfail:
         facts.append(f"- Expected to fail: {_text(case.xfail)}")
     if case.expr:
         facts.append(f"- Expression: {_code(case.expr)}")
-    lines += facts + [""]
+    body += facts + [""]
     if case.expr_latex:
-        lines += ["Mathematically:", ""] + _math(case.expr_latex) + [""]
-    if case.derivatives_latex:
-        lines += ["Exact derivatives:", ""]
-        for label, latex in case.derivatives_latex:
+        body += ["Mathematically:", ""] + _math(case.expr_latex) + [""]
+    formulas = [(label, latex) for label, latex in case.derivatives_latex if latex]
+    if formulas:
+        body += ["Exact derivatives:", ""]
+        for label, latex in formulas:
             math = _math(latex)
             if len(math) == 1:
-                lines.append(f"- {_text(label)}: {math[0]}")
+                body.append(f"- {_text(label)}: {math[0]}")
             else:
-                lines += [f"- {_text(label)}:", ""] + ["  " + m for m in math]
-        lines.append("")
-    lines += _claims(case.results)
+                body += [f"- {_text(label)}:", ""] + ["  " + m for m in math] + [""]
+        body.append("")
+    body += _results(case.results)
+    body += _claims(case.results)
     for result in case.results:
-        lines += _result(result)
-    return lines
+        body += _result(result)
+    body += _case_findings(case.results)
+    for alt, name in plots.get(case.name, []):
+        body += [f"![{_text(alt)}]({PLOTS_DIR}/{name})", ""]
+    anchor = f'<a id="{_anchor(case)}"></a>'
+    if not collapsed:
+        return [anchor, "", f"### {_text(case.name)}", ""] + body
+    summary = (f"<summary><b>{_html(case.name)}</b> · {_html(case.status)}"
+               + (f" · worst error ÷ allowed {_html(format_number(worst, 3))}" if worst is not None else "")
+               + f" · {len(case.results)} results</summary>")
+    return [anchor, "<details>", summary, ""] + body + ["</details>", ""]
+
+
+def _html(value: Any) -> str:
+    return str(value).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _results(results: list[Result]) -> list[str]:
+    compared = [r for r in results if not r.check.startswith("expect.")]
+    if not compared:
+        return []
+    rows = [[_text(r.check), format_cell(r.mode), format_cell(r.dtype), str(r.points),
+             _ratio(r.ratio), format_number(r.max_ulp_error, 3),
+             ", ".join(f"{n} {_text(c)}" for c, n in extra_counts(r).items()) or MISSING,
+             _status(r.status, r.failed)]
+            for r in compared]
+    header = ["check", "mode", "dtype", "points", "error ÷ allowed", "max ULP", "other points", "status"]
+    return _table(header, rows, right=[3, 4, 5])
 
 
 def _claims(results: list[Result]) -> list[str]:
@@ -246,28 +333,34 @@ def _result(r: Result) -> list[str]:
     body: list[str] = []
     if r.failed:
         body += _failure(r)
-    classes = extra_counts(r)
-    if classes:
-        body += ["Points that are not plain passes: "
-                 + ", ".join(f"{n} {_text(cls)}" for cls, n in classes.items())
-                 + f" (of {r.points} compared).", ""]
     details = r.details
     if details.trajectory:
         body += ["Gradient-descent steps:", ""] + _trajectory(details.trajectory)
-    if details.kinks:
-        body += ["Kinks:", ""] + _kinks(_kink_row(k) for k in details.kinks)
-    if details.singular:
-        body += ["Singular points:", ""] + _singular(details.singular)
-    if details.regions:
-        body += ["Regions:", ""] + [f"- {_text(region)}" for region in details.regions] + [""]
     if not body:
         return []
     return [f"#### {_text(result_label(r))} — {_status(r.status, r.failed)}", ""] + body
 
 
+def _case_findings(results: list[Result]) -> list[str]:
+    """The kinks, singular points and unstable regions of a case's results, each once."""
+    body: list[str] = []
+    kinks = _kinks(_kink_row(k) for r in results for k in r.details.kinks)
+    if kinks:
+        body += ["Kinks (torch's value against the one-sided limits):", ""] + kinks
+    singular = _singular(p for r in results for p in r.details.singular)
+    if singular:
+        body += ["Singular points:", ""] + singular
+    regions = list(dict.fromkeys(f"{region} ({result_label(r)})" for r in results for region in r.details.regions))
+    if regions:
+        body += ["Unstable regions:", ""] + [f"- {_text(region)}" for region in regions] + [""]
+    return body
+
+
 def _failure(r: Result) -> list[str]:
     lines = [_text(r.message), ""] if r.message else []
     facts = []
+    if r.ratio is not None:
+        facts.append(f"- Worst error ÷ allowed: {_ratio(r.ratio)}")
     w = r.worst_point
     if w is not None:
         facts += [
@@ -293,41 +386,79 @@ def _trajectory(steps: Iterable[DescentStep]) -> list[str]:
 
 
 def _singular(points: Iterable[SingularPoint]) -> list[str]:
-    rows = [[_code(format_point(p.point)), _value(p.exact),
-             _number(p.torch), _holds(p.matches_limit)]
-            for p in points]
-    return _table(["point", "exact", "torch", "matches limit"], rows)
+    rows = list(dict.fromkeys((_code(format_point(p.point)), _code(p.entry), _value(p.exact),
+                               _number(p.torch), _holds(p.matches_limit)) for p in points))
+    return _table(["point", "entry", "exact", "torch", "matches limit"], rows) if rows else []
 
 
 # --- public -------------------------------------------------------------------------------
 
-def render_markdown(report: RunReport, generated: str) -> str:
-    """The Markdown text of ``report``; ``generated`` fills the ``Generated:`` line."""
+def render_markdown(report: RunReport, generated: str, directory: str | Path | None = None,
+                    plots: dict[str, Any] | None = None) -> str:
+    """The Markdown text of ``report``; ``generated`` fills the ``Generated:`` line.
+    ``directory`` is where the report goes (links to case files are relative to it);
+    ``plots`` maps a case name to its ``(alt text, file name)`` plots, and ``""`` to a
+    one-line note when they could not be drawn."""
+    base = Path(directory) if directory is not None else None
+    plots = plots or {}
     lines = _header(report, generated)
     lines += _counts(report)
-    lines += _summary(report)
-    lines += _conventions(report)
+    if isinstance(plots.get(""), str):
+        lines += [plots[""], ""]  # our own sentence, with its Markdown
+    lines += _overview(report, base)
     lines += _errors(report)
-    if report.cases:
-        lines += ["## Cases", ""]
-        for case in report.cases:
-            lines += _case(case)
+    lines += _conventions(report)
+    ordered = _ordered(report.cases)
+    failing = [c for c in ordered if c.status == FAIL]
+    others = [c for c in ordered if c.status != FAIL]
+    case_plots = {k: v for k, v in plots.items() if k}
+    if failing:
+        lines += ["## Failing cases", ""]
+        for case in failing:
+            lines += _case(case, base, case_plots, collapsed=False)
+    if others:
+        lines += ["## Passing cases", "",
+                  "Each case is collapsed: click its name to see its formulas, results and plots.", ""]
+        for case in others:
+            lines += _case(case, base, case_plots, collapsed=True)
     while lines and lines[-1] == "":
         lines.pop()
     return "\n".join(lines) + "\n"
 
 
+def draw_plots(report: RunReport, directory: str | Path, draw: bool = True) -> dict[str, Any]:
+    """The plots of ``report``'s cases, drawn into ``directory/plots/`` (the PNG files of an
+    earlier report there are removed first): ``{case name: [(alt text, file name)]}``, or
+    ``{"": note}`` without matplotlib. ``draw=False``: only the names."""
+    from .plots import MISSING_MESSAGE, case_plots, plots_available
+    folder = Path(directory) / PLOTS_DIR
+    if not plots_available():
+        return {"": MISSING_MESSAGE}
+    if draw and folder.is_dir():
+        for old in folder.glob("*.png"):
+            old.unlink()
+    out: dict[str, Any] = {}
+    for case in report.cases:
+        drawn = case_plots(case, folder, case.name, draw)
+        if drawn:
+            out[case.name] = drawn
+    return out
+
+
 def write_markdown(report: RunReport, directory: str | Path,
-                   now: datetime | None = None) -> Path:
-    """Write ``directory/index.md`` (creating the folder) and return its path.
+                   now: datetime | None = None, plots: bool = True) -> Path:
+    """Write ``directory/index.md`` (creating the folder) and, with ``plots`` and
+    matplotlib, its plots in ``directory/plots/``; return the path of ``index.md``.
 
     ``now`` (default: the current time) and the run's duration go on the ``Generated:``
     line, the only line that differs between two reports of the same results.
     """
     now = now or datetime.now(timezone.utc)
     stamp = now.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
-    path = Path(directory) / "index.md"
+    directory = Path(directory)
+    path = directory / "index.md"
     path.parent.mkdir(parents=True, exist_ok=True)
-    text = render_markdown(report, f"{stamp} (the run took {report.seconds:.2f} s)")
+    drawn = draw_plots(report, directory) if plots else {}
+    text = render_markdown(report, f"{stamp} (the run took {report.seconds:.2f} s)", directory, drawn)
     path.write_text(text, encoding="utf-8")
     return path

@@ -1,0 +1,73 @@
+"""The report's plots (matplotlib, the `plots` extra) and the committed report of cases/."""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from diffcheck.report.markdown import GENERATED_PREFIX, PLOTS_DIR, draw_plots, render_markdown, write_markdown
+from diffcheck.results import CaseReport, DescentStep, Details, PointProfile, Result, RunReport
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _report() -> RunReport:
+    x = np.linspace(-5, 5, 41)
+    ratio = np.abs(np.sin(x)).astype(np.float32)
+    classes = np.array(["pass"] * 41, dtype=object)
+    classes[20] = "kink"
+    results = [Result("sig", "cases/s.yaml", "gradient", mode, dtype, "pass", points=41, ratio=float(ratio.max()),
+                      tolerance={"rtol": 1e-6, "atol": 1e-6},
+                      profile=PointProfile(ratio=ratio * k, classes=classes, x=x, variable="x", domain=(-5.0, 5.0)))
+               for k, (mode, dtype) in enumerate([("reverse", "float64"), ("forward", "float32")], start=1)]
+    results.append(Result("sig", "cases/s.yaml", "expect.descent", None, None, "pass", details=Details(trajectory=(
+        DescentStep(1, {"w": 1}, {"w": 1}, {"w": 1.0}, True), DescentStep(2, None, {"w": "3/2"}, {"w": 1.5}, None)))))
+    case = CaseReport("sig", "cases/s.yaml", expr="sigmoid(x)", results=results, line=3)
+    return RunReport(results=list(results), cases=[case], versions={"diffcheck": "0"})
+
+
+def test_plots_are_drawn_linked_and_deterministic(tmp_path):
+    pytest.importorskip("matplotlib")
+    first = write_markdown(_report(), tmp_path / "a").read_text()
+    write_markdown(_report(), tmp_path / "b")
+    names = sorted(p.name for p in (tmp_path / "a" / PLOTS_DIR).iterdir())
+    assert names == ["sig.descent.png", "sig.domain.png", "sig.ratios.png"]
+    for name in names:
+        assert f"]({PLOTS_DIR}/{name})" in first
+        a = (tmp_path / "a" / PLOTS_DIR / name).read_bytes()
+        b = (tmp_path / "b" / PLOTS_DIR / name).read_bytes()
+        assert a == b and a.startswith(b"\x89PNG")
+        assert b"matplotlib" not in a and b"Software" not in a  # no tool name or version in the file
+
+
+def test_without_matplotlib_one_line_names_the_extra(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib raises ImportError
+    text = write_markdown(_report(), tmp_path).read_text()
+    notes = [line for line in text.splitlines() if "matplotlib" in line]
+    assert len(notes) == 1 and "`plots` extra" in notes[0]
+    assert not (tmp_path / PLOTS_DIR).exists()
+
+
+def _without_generated(text: str) -> list[str]:
+    return [line for line in text.splitlines() if not line.startswith(GENERATED_PREFIX)]
+
+
+@pytest.mark.slow
+def test_the_committed_report_of_cases_is_current(monkeypatch):
+    """reports/index.md is the report of cases/ as it is now (compared without its one
+    Generated line). When this fails: `python -m diffcheck run cases/ --report reports/`."""
+    from diffcheck.runner import RunOptions, run
+    monkeypatch.chdir(ROOT)
+    report = run(["cases/"], RunOptions(jobs=2))
+    expected = render_markdown(report, "", "reports", draw_plots(report, "reports", draw=False))
+    committed = (ROOT / "reports" / "index.md").read_text(encoding="utf-8")
+    stale = [(a, b) for a, b in zip(_without_generated(expected), _without_generated(committed)) if a != b]
+    assert not stale and len(_without_generated(expected)) == len(_without_generated(committed)), (
+        "reports/ is stale; regenerate it with `python -m diffcheck run cases/ --report reports/`; "
+        f"first difference: {stale[:1]}")
+    for name in re.findall(rf"\]\({PLOTS_DIR}/([^)]+)\)", committed):
+        assert (ROOT / "reports" / PLOTS_DIR / name).is_file(), name
