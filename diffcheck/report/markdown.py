@@ -438,11 +438,29 @@ def draw_plots(report: RunReport, directory: str | Path, draw: bool = True) -> d
         for old in folder.glob("*.png"):
             old.unlink()
     out: dict[str, Any] = {}
-    for case in report.cases:
-        drawn = case_plots(case, folder, case.name, draw)
+    for case, drawn in zip(report.cases, _each_case(report.cases, folder, draw)):
         if drawn:
             out[case.name] = drawn
     return out
+
+
+def _each_case(cases: list[CaseReport], folder: Path, draw: bool) -> list:
+    """``case_plots`` of every case: in forked worker processes, one per CPU, when there is
+    much to draw (a figure takes a few tenths of a second); the files are the same."""
+    from .plots import case_plots
+    import multiprocessing
+    jobs = min(os.cpu_count() or 1, 8)
+    if not draw or jobs < 2 or len(cases) < 8 or "fork" not in multiprocessing.get_all_start_methods():
+        return [case_plots(case, folder, case.name, draw) for case in cases]
+    from concurrent.futures import ProcessPoolExecutor
+    with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("fork")) as pool:
+        return list(pool.map(_draw_one, [(case, folder) for case in cases], chunksize=4))
+
+
+def _draw_one(job: tuple) -> list:
+    from .plots import case_plots
+    case, folder = job
+    return case_plots(case, folder, case.name, True)
 
 
 def write_markdown(report: RunReport, directory: str | Path,
