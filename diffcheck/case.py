@@ -84,6 +84,9 @@ class Case:
     #: tensor), in place of ``torch``. Only the Python API sets it
     #: (:func:`diffcheck.check_function`); a case file cannot name one.
     function: Callable[[Mapping[str, Any]], Any] | None = field(default=None, compare=False, repr=False)
+    #: the project's opt-in to `imports:` (never read from a case file: the runner sets it from
+    #: --allow-imports, pyproject.toml or the pytest ini; see diffcheck.project)
+    allow_imports: bool = False
 
     def where(self, key: str) -> Location:
         """Where ``key`` (a key path) is in the file, falling back to the case itself."""

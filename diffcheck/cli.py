@@ -201,17 +201,22 @@ def _with_examples(paths: tuple[str, ...], examples: bool) -> list[str]:
               help="Check every case in this process (for a debugger): no hard time or memory limit, "
                    "and a crash ends the run.")
 @click.option("--no-cache", is_flag=True, help="Recompute exact derivatives; ignore the cache.")
+@click.option("--allow-imports", is_flag=True, default=None,
+              help="Let `imports:` in case files import and run Python modules (code you trust). "
+                   "Also: allow-imports = true under [tool.diffcheck] in ./pyproject.toml.")
 @click.pass_context
 def run(ctx: click.Context, paths: tuple[str, ...] | list[str], examples: bool, keyword: str | None,
         dtypes: tuple[str, ...], seed: int | None, report_dir: str | None,
         json_file: str | None, fail_fast: bool, verbose: int, quiet: int, device: str,
-        search: bool, jobs: int | str, in_process: bool, no_cache: bool) -> None:
+        search: bool, jobs: int | str, in_process: bool, no_cache: bool,
+        allow_imports: bool | None) -> None:
     """Check the cases in PATH... (YAML files, or folders searched for them)."""
     verbosity = max(-1, verbose - quiet)
     paths = _with_examples(paths, examples)
     options = runner.RunOptions(
         keyword=keyword, dtypes=dtypes, seed=seed, fail_fast=fail_fast, verbose=verbosity,
         device=device, search=search, jobs=jobs, in_process=in_process, cache=not no_cache,
+        allow_imports=True if allow_imports else None,
     )
     console = _stdout_console()
     errors_console = Console(stderr=True, highlight=False)

@@ -5,6 +5,8 @@ compile → for each dtype: draw points → exact reference → torch → compar
 
 from __future__ import annotations
 
+import dataclasses
+
 import time
 from dataclasses import dataclass, field, replace
 from functools import cached_property
@@ -43,6 +45,7 @@ class CheckOptions:
     verbose: int = 0
     search: bool = False  # hunt for failing points with Hypothesis (diffcheck.search)
     cache: DerivationCache | None = None  # where derivations are kept across runs (None: nowhere)
+    allow_imports: bool = False  # the project's opt-in to `imports:` (they run as code)
 
 
 @dataclass
@@ -86,6 +89,8 @@ def check_case(case: Case, options: CheckOptions | None = None) -> CaseReport:
     """Check one case and return its report. A case-file problem raises CaseFileError;
     everything torch does wrong becomes a Result."""
     options = options or CheckOptions()
+    if options.allow_imports and not case.allow_imports:
+        case = dataclasses.replace(case, allow_imports=True)
     start = time.perf_counter()
     compiled = prepare(case, options.cache)
     report = check_part(case, None, options, compiled)

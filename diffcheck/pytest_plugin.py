@@ -28,6 +28,7 @@ pytest-xdist the controller collects every worker's cases and writes them once.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import fnmatch
 import io
 import os
@@ -63,6 +64,8 @@ def pytest_addoption(parser):
     parser.addini("diffcheck_glob", type="args", default=list(DEFAULT_GLOBS),
                   help="file name patterns of diffcheck case files (default: "
                        + " ".join(DEFAULT_GLOBS) + ")")
+    parser.addini("diffcheck_allow_imports", type="bool", default=False,
+                  help="let `imports:` in case files import and run Python modules (code you trust)")
 
 
 class _Selection:
@@ -105,6 +108,8 @@ def _execute(config, case, dtypes: tuple[str, ...]):
     from .pipeline import CheckOptions
     from .runner import Pool, Unit, can_fork, run_case
     options = CheckOptions(dtypes=dtypes)
+    if case.imports and _imports_allowed(config):  # the project's opt-in, carried by the case
+        case = dataclasses.replace(case, allow_imports=True)
     if config.getoption("diffcheck_in_process") or not can_fork():
         return run_case(case, options)
     pools = config.stash.setdefault(_POOLS, {})
@@ -112,6 +117,13 @@ def _execute(config, case, dtypes: tuple[str, ...]):
     if pool is None:
         pool = pools[dtypes] = Pool(1, options)
     return pool.run_one(Unit(0, case, None, whole=True))
+
+
+def _imports_allowed(config) -> bool:
+    """`diffcheck_allow_imports = true` in the ini options, or `allow-imports = true` under
+    [tool.diffcheck] in the pyproject.toml of the rootdir."""
+    from .project import allow_imports_setting
+    return bool(config.getini("diffcheck_allow_imports")) or allow_imports_setting(config.rootpath)
 
 
 def pytest_unconfigure(config):

@@ -37,6 +37,7 @@ class FakeRunOptions:
     jobs: int | str = 1
     in_process: bool = False
     cache: bool = True
+    allow_imports: bool | None = None
 
 
 @dataclass

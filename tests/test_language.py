@@ -147,7 +147,7 @@ REFUSED = [
     ("x < 1", 0, "only allowed as the condition of where"),
     ("x + (x == 1)", 5, "only allowed as the condition of where"),
     ("where(x < 1 < 2, x, x)", 6, "one comparison"),
-    ("where(x == 1, x, x)", 6, "one comparison"),
+    ("where(x is 1, x, x)", 6, "one comparison"),
     ("where(x, x, x)", 6, "needs a comparison"),
     ("sigmoid(x, foo=1)", 11, "no keyword 'foo'"),
     ("softmax(v, axis=0)", 11, "only dim= is allowed"),

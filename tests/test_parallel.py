@@ -107,9 +107,9 @@ def helpers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def test_two_workers_give_the_same_run_as_one_and_as_in_process(suite: Path) -> None:
-    here = runner.run([str(suite)], runner.RunOptions(in_process=True, cache=False))
-    one = runner.run([str(suite)], runner.RunOptions(jobs=1, cache=False))
-    two = runner.run([str(suite)], runner.RunOptions(jobs=2, cache=False))
+    here = runner.run([str(suite)], runner.RunOptions(in_process=True, cache=False, allow_imports=True))
+    one = runner.run([str(suite)], runner.RunOptions(jobs=1, cache=False, allow_imports=True))
+    two = runner.run([str(suite)], runner.RunOptions(jobs=2, cache=False, allow_imports=True))
     assert comparable(two) == comparable(one) == comparable(here)
     assert [c.name for c in two.cases] == ["p.sigmoid", "p.tanh", "p.softmax", "p.broken_silu", "p.relu", "p.mse"]
     assert two.exit_code == 1  # the broken silu fails in both
@@ -137,8 +137,8 @@ def test_a_case_is_split_into_parts_and_merged_as_one(tmp_path: Path) -> None:
     """Workers check a case's dtypes and claims separately; the merged case is the one -j 1
     gives: the same results in the same order, LaTeX, xfail applied over all the parts."""
     (tmp_path / "parts.yaml").write_text(PARTS)
-    one = runner.run([str(tmp_path)], runner.RunOptions(in_process=True, cache=False))
-    three = runner.run([str(tmp_path)], runner.RunOptions(jobs=3, cache=False))
+    one = runner.run([str(tmp_path)], runner.RunOptions(in_process=True, cache=False, allow_imports=True))
+    three = runner.run([str(tmp_path)], runner.RunOptions(jobs=3, cache=False, allow_imports=True))
     assert comparable(three) == comparable(one)
     assert [c.expr_latex for c in three.cases] == [c.expr_latex for c in one.cases]
     assert [c.derivatives_latex for c in three.cases] == [c.derivatives_latex for c in one.cases]
@@ -158,7 +158,7 @@ def test_one_case_alone_uses_the_workers(tmp_path: Path, monkeypatch: pytest.Mon
 
 def test_progress_ticks_once_per_case_in_workers(suite: Path) -> None:
     seen: list[str] = []
-    runner.run([str(suite)], runner.RunOptions(jobs=2, cache=False), lambda case: seen.append(case.name))
+    runner.run([str(suite)], runner.RunOptions(jobs=2, cache=False, allow_imports=True), lambda case: seen.append(case.name))
     assert sorted(seen) == sorted(["p.sigmoid", "p.tanh", "p.softmax", "p.broken_silu", "p.relu", "p.mse"])
 
 
@@ -177,7 +177,7 @@ posix_only = pytest.mark.skipif(sys.platform != "linux", reason="the limits are 
 def test_a_hung_case_is_killed_and_reported_and_the_others_finish(suite: Path, helpers: Path) -> None:
     (suite / "hung.yaml").write_text(HUNG)
     start = time.monotonic()
-    report = runner.run([str(suite)], runner.RunOptions(jobs=2, cache=False))
+    report = runner.run([str(suite)], runner.RunOptions(jobs=2, cache=False, allow_imports=True))
     took = time.monotonic() - start
     hung = next(c for c in report.cases if c.name == "p.hung")
     (result,) = hung.results
@@ -194,7 +194,7 @@ def test_the_time_limit_is_the_whole_case_s_not_each_part_s(tmp_path: Path, help
     """Under -j 1 the case's timeout bounds the whole case; in workers it bounds its parts
     together, not each of them (which would let a case with 3 dtypes run for 3 timeouts)."""
     (tmp_path / "slow.yaml").write_text(SLOW)
-    report = runner.run([str(tmp_path / "slow.yaml")], runner.RunOptions(jobs=jobs, cache=False))
+    report = runner.run([str(tmp_path / "slow.yaml")], runner.RunOptions(jobs=jobs, cache=False, allow_imports=True))
     (case,) = report.cases
     errors = [r for r in case.results if r.status == "error"]
     assert errors and all("time limit of 1 s" in r.message for r in errors), [r.to_dict() for r in case.results]
@@ -204,7 +204,7 @@ def test_the_time_limit_is_the_whole_case_s_not_each_part_s(tmp_path: Path, help
 def test_each_part_alone_is_within_the_limit(tmp_path: Path, helpers: Path) -> None:
     """What makes the test above discriminate: one dtype of the slow case passes."""
     (tmp_path / "slow.yaml").write_text(SLOW.replace("[float64, float32, float16]", "[float64]"))
-    report = runner.run([str(tmp_path / "slow.yaml")], runner.RunOptions(jobs=2, cache=False))
+    report = runner.run([str(tmp_path / "slow.yaml")], runner.RunOptions(jobs=2, cache=False, allow_imports=True))
     assert {r.status for r in report.results} == {"pass"}
 
 
@@ -218,7 +218,7 @@ def test_an_exploding_case_is_stopped_by_its_memory_limit(suite: Path, helpers: 
     monkeypatch.setenv("DIFFCHECK_CASE_MEMORY", "1G")
     (suite / "exploding.yaml").write_text(EXPLODING)
     before = resource.getrlimit(resource.RLIMIT_AS)
-    report = runner.run([str(suite)], runner.RunOptions(jobs=jobs, cache=False))
+    report = runner.run([str(suite)], runner.RunOptions(jobs=jobs, cache=False, allow_imports=True))
     assert resource.getrlimit(resource.RLIMIT_AS) == before
     exploding = next(c for c in report.cases if c.name == "p.exploding")
     assert exploding.results and all(r.status == "error" for r in exploding.results
@@ -256,7 +256,7 @@ def test_the_parent_s_collector_is_whole_again_after_a_run(suite: Path) -> None:
     them after: a long-lived caller does not keep them out of collection."""
     import gc
 
-    runner.run([str(suite)], runner.RunOptions(jobs=2, cache=False))
+    runner.run([str(suite)], runner.RunOptions(jobs=2, cache=False, allow_imports=True))
     assert gc.get_freeze_count() == 0
 
 

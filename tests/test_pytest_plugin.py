@@ -84,6 +84,7 @@ def test_each_case_runs_under_its_time_limit(pytester):
     """Under pytest too a case has its limits; a stopped case fails, xfail or not."""
     pytester.makepyfile(slow_helper=SLOW_HELPER)
     pytester.makefile(".yaml", slow=SLOW)
+    pytester.makeini("[pytest]\ndiffcheck_allow_imports = true\n")
     pytester.syspathinsert()
     result = pytester.runpytest("--diffcheck", "slow.yaml", "-p", "no:cacheprovider")
     result.assert_outcomes(failed=2)

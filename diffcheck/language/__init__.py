@@ -26,7 +26,9 @@ from ..errors import ExpressionError
 from .library import CONSTANTS, LIBRARY, MAX_EXACT_DIGITS, Arr, Opt, arr
 
 MAX_LENGTH = 20_000      # characters in one expression
-MAX_DEPTH = 200          # nesting of the tree (a chain a + b + c + ... counts one per term)
+MAX_NODES = 5_000        # parts of one expression (a 1,000-term sum has about 2,000)
+MAX_DEPTH = 100          # nesting of calls, parentheses, unary minus and powers; a chain
+                         # a + b + c + ... counts once, however long (it is read without recursion)
 MAX_POWER_DIGITS = MAX_EXACT_DIGITS  # digits a constant power may produce
 
 
@@ -62,7 +64,7 @@ class BinOp(Node):
 
 @dataclass(frozen=True)
 class Compare(Node):
-    op: str  # one of < <= > >=
+    op: str  # one of == != < <= > >=
     left: Node
     right: Node
 
@@ -85,7 +87,8 @@ class Index(Node):
 
 
 _BINOPS = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/", ast.Pow: "**", ast.MatMult: "@"}
-_CMPOPS = {ast.Lt: "<", ast.LtE: "<=", ast.Gt: ">", ast.GtE: ">="}
+_CMPOPS = {ast.Eq: "==", ast.NotEq: "!=", ast.Lt: "<", ast.LtE: "<=", ast.Gt: ">", ast.GtE: ">="}
+CMPOPS = _CMPOPS
 _OP_TEXT = {ast.Mod: "%", ast.FloorDiv: "//", ast.BitAnd: "&", ast.BitOr: "|", ast.BitXor: "^",
             ast.LShift: "<<", ast.RShift: ">>", ast.Invert: "~", ast.Not: "not"}
 
@@ -126,13 +129,19 @@ def parse(text: str) -> Node:
 class _Converter:
     def __init__(self, lead: int):
         self.lead = lead
+        self.nodes = 0
 
     def pos(self, node: ast.AST) -> int:
         return self.lead + getattr(node, "col_offset", 0)
 
     def convert(self, node: ast.AST, depth: int, in_where: bool = False) -> Node:
+        self.nodes += 1
+        if self.nodes > MAX_NODES:
+            raise ExpressionError(f"the expression has more than {MAX_NODES} parts", self.pos(node),
+                                  "split it into `let` steps")
         if depth > MAX_DEPTH:
-            raise ExpressionError("the expression is too deeply nested", self.pos(node))
+            raise ExpressionError(f"the expression is nested more than {MAX_DEPTH} levels deep", self.pos(node),
+                                  "split it into `let` steps")
         pos = self.pos(node)
         if isinstance(node, ast.Constant):
             return self.number(node, pos)
@@ -144,8 +153,18 @@ class _Converter:
             inner = self.convert(node.operand, depth + 1, in_where)
             return Neg(pos, inner) if isinstance(node.op, ast.USub) else inner
         if isinstance(node, ast.BinOp) and type(node.op) in _BINOPS:
-            return BinOp(pos, _BINOPS[type(node.op)], self.convert(node.left, depth + 1, in_where),
-                         self.convert(node.right, depth + 1, in_where))
+            # the left spine of a chain a + b + c + ... without recursion (its length is bounded
+            # by MAX_NODES, not by the nesting limit)
+            spine: list[ast.BinOp] = []
+            cur: ast.AST = node
+            while isinstance(cur, ast.BinOp) and type(cur.op) in _BINOPS:
+                spine.append(cur)
+                cur = cur.left
+                self.nodes += 1
+            out = self.convert(cur, depth + 1, in_where)
+            for b in reversed(spine):
+                out = BinOp(self.pos(b), _BINOPS[type(b.op)], out, self.convert(b.right, depth + 1, in_where))
+            return out
         if isinstance(node, (ast.BinOp, ast.UnaryOp)):
             op = _OP_TEXT.get(type(node.op), type(node.op).__name__)
             raise ExpressionError(f"the operator {op!r} is not part of the case language", pos)
@@ -153,7 +172,7 @@ class _Converter:
             if not in_where:
                 raise ExpressionError("comparisons are only allowed as the condition of where(cond, a, b)", pos)
             if len(node.ops) != 1 or type(node.ops[0]) not in _CMPOPS:
-                raise ExpressionError("a condition is one comparison with < <= > or >=", pos)
+                raise ExpressionError("a condition is one comparison with == != < <= > or >=", pos)
             return Compare(pos, _CMPOPS[type(node.ops[0])], self.convert(node.left, depth + 1),
                            self.convert(node.comparators[0], depth + 1))
         if isinstance(node, ast.Call):
@@ -328,12 +347,24 @@ def _suggest(name: str, choices) -> str | None:
 
 def names_used(node: Node) -> set[str]:
     """Every name the tree refers to."""
-    if isinstance(node, Name):
-        return {node.id}
     out: set[str] = set()
-    for child in _children(node):
-        out |= names_used(child)
+    stack = [node]
+    while stack:
+        cur = stack.pop()
+        if isinstance(cur, Name):
+            out.add(cur.id)
+        stack.extend(_children(cur))
     return out
+
+
+def _spine(node: "BinOp") -> tuple[Node, list["BinOp"]]:
+    """The leftmost operand of a chain a + b - c ... and its operations in order."""
+    ops = []
+    cur: Node = node
+    while isinstance(cur, BinOp):
+        ops.append(cur)
+        cur = cur.left
+    return cur, ops[::-1]
 
 
 def _children(node: Node) -> tuple[Node, ...]:
@@ -380,17 +411,23 @@ def _math(node: Node, env: Mapping[str, Arr]) -> Arr:
     if isinstance(node, Neg):
         return arr(-_math(node.operand, env))
     if isinstance(node, BinOp):
-        a, b = _math(node.left, env), _math(node.right, env)
-        try:
-            return _math_binop(node.op, a, b)
-        except ExpressionError as err:
-            raise ExpressionError(err.message, node.pos, err.hint) from None
-        except ValueError as err:
-            raise ExpressionError(f"shapes {list(a.shape)} and {list(b.shape)} do not fit for "
-                                  f"'{node.op}'", node.pos) from err
+        first, ops = _spine(node)
+        a = _math(first, env)
+        for step in ops:
+            b = _math(step.right, env)
+            try:
+                a = _math_binop(step.op, a, b)
+            except ExpressionError as err:
+                raise ExpressionError(err.message, step.pos, err.hint) from None
+            except ZeroDivisionError:
+                raise ExpressionError("division by zero", step.pos) from None
+            except ValueError as err:
+                raise ExpressionError(f"shapes {list(a.shape)} and {list(b.shape)} do not fit for "
+                                      f"'{step.op}'", step.pos) from err
+        return a
     if isinstance(node, Compare):
         a, b = _math(node.left, env), _math(node.right, env)
-        ops = {"<": sp.Lt, "<=": sp.Le, ">": sp.Gt, ">=": sp.Ge}
+        ops = {"<": sp.Lt, "<=": sp.Le, ">": sp.Gt, ">=": sp.Ge, "==": sp.Eq, "!=": sp.Ne}
         return arr(np.frompyfunc(ops[node.op], 2, 1)(a, b))
     if isinstance(node, Call):
         func = LIBRARY[node.func]
@@ -505,9 +542,16 @@ def to_torch(node: Node) -> TorchFn:
         inner = to_torch(node.operand)
         return lambda env: -inner(env)
     if isinstance(node, BinOp):
-        left, right = to_torch(node.left), to_torch(node.right)
-        op = _TORCH_BINOPS[node.op]
-        return lambda env: op(left(env), right(env))
+        first_node, ops = _spine(node)
+        first = to_torch(first_node)
+        steps = [(_TORCH_BINOPS[b.op], to_torch(b.right)) for b in ops]
+
+        def chain(env):
+            acc = first(env)
+            for op, right in steps:
+                acc = op(acc, right(env))
+            return acc
+        return chain
     if isinstance(node, Compare):
         left, right = to_torch(node.left), to_torch(node.right)
         op = _TORCH_CMPOPS[node.op]
@@ -565,4 +609,5 @@ _TORCH_BINOPS = {
     "/": lambda a, b: a / b, "**": lambda a, b: a ** b, "@": lambda a, b: a @ b,
 }
 _TORCH_CMPOPS = {"<": lambda a, b: a < b, "<=": lambda a, b: a <= b,
-                 ">": lambda a, b: a > b, ">=": lambda a, b: a >= b}
+                 ">": lambda a, b: a > b, ">=": lambda a, b: a >= b,
+                 "==": lambda a, b: a == b, "!=": lambda a, b: a != b}

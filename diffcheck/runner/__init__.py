@@ -16,6 +16,7 @@ The modules: :mod:`.execute` (the contract: one case under its limits, an ``Outc
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass
 from typing import Callable, Sequence
@@ -55,6 +56,15 @@ class RunOptions:
     #: directory), False, or a DerivationCache of the caller's (its statistics are kept)
     cache: bool | DerivationCache = True
     cache_dir: str | None = None
+    #: the project's opt-in to `imports:`; None: read `allow-imports` from [tool.diffcheck] in
+    #: the pyproject.toml of the current directory (diffcheck.project)
+    allow_imports: bool | None = None
+
+    def imports_allowed(self) -> bool:
+        if self.allow_imports is None:
+            from ..project import allow_imports_setting
+            return allow_imports_setting()
+        return self.allow_imports
 
     def workers(self) -> int:
         return auto_jobs(self.device) if self.jobs == "auto" else max(1, int(self.jobs))
@@ -67,7 +77,7 @@ class RunOptions:
 
     def check_options(self, cache: DerivationCache | None = None) -> CheckOptions:
         return CheckOptions(dtypes=self.dtypes, seed=self.seed, device=self.device, verbose=self.verbose,
-                            search=self.search, cache=cache)
+                            search=self.search, cache=cache, allow_imports=self.imports_allowed())
 
 
 def list_cases(paths: Sequence[str], keyword: str | None = None) -> tuple[list[Case], list[CaseFileError]]:
@@ -103,6 +113,8 @@ def run(paths: Sequence[str], options: RunOptions | None = None,
         report.interrupted = True
         return report
     report.errors.extend(errors)
+    if options.imports_allowed():  # the project's opt-in travels with each case to its worker
+        cases = [dataclasses.replace(c, allow_imports=True) if c.imports else c for c in cases]
     if progress is not None and hasattr(progress, "set_total"):  # a display that can show a bar
         progress.set_total(len(cases))
     dynamo_references()  # found before any worker forks: they inherit them

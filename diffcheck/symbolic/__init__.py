@@ -22,7 +22,7 @@ from .dag import ExprList, from_sympy
 from ..errors import CaseFileError, ExpressionError
 from ..language import DTYPE_KEY, Node, parse, to_math, to_torch
 from ..language.library import Arr, arr
-from ..language.torch_key import compile_torch
+from ..language.torch_key import OPT_IN_HINT, compile_torch, import_allowed, resolve_import
 
 
 @dataclass
@@ -269,12 +269,13 @@ def compile_case(case: Case) -> CompiledCase:
         torch_let.append((name, to_torch(trees[f"let.{name}"])))
     output = read("expr", case.expr)
 
+    _check_imports(case)
     if case.function is not None:  # the Python API's callable (diffcheck.check_function)
         torch_output = case.function
     elif case.torch is not None:
         names = set(var_symbols) | set(const_values) | set(let_math)
         try:
-            torch_output = compile_torch(case.torch, names, case.imports)
+            torch_output = compile_torch(case.torch, names, case.imports, case.allow_imports)
         except ExpressionError as err:
             raise _placed(err, case, "torch") from None
     else:
@@ -285,6 +286,20 @@ def compile_case(case: Case) -> CompiledCase:
     _validate_checks(case, checks, output, let_math)
     return CompiledCase(case, var_symbols, const_symbols, const_values, let_math, output, checks,
                         trees, torch_output, torch_let)
+
+
+def _check_imports(case: Case) -> None:
+    """`imports:` runs code: refused without the project's opt-in (diffcheck's own examples
+    excepted), and each import resolved now, so that a failure points at its line."""
+    for name, spec in case.imports.items():
+        where = case.where(f"imports.{name}")
+        if not import_allowed(spec, case.allow_imports):
+            raise CaseFileError(f"`imports.{name}` ({spec}) would run Python code, and this project has "
+                                "not allowed imports", where, OPT_IN_HINT, case=case.name)
+        try:
+            resolve_import(spec, case.allow_imports)
+        except ExpressionError as err:
+            raise CaseFileError(f"`imports.{name}`: {err.message}", where, err.hint, case=case.name) from None
 
 
 def _placed(err: ExpressionError, case: Case, key: str) -> CaseFileError:
