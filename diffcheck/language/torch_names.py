@@ -100,7 +100,7 @@ _UNARY = """abs absolute acos arccos acosh arccosh asin arcsin asinh arcsinh ata
     log2 neg negative positive rad2deg reciprocal relu rsqrt sigmoid sign sgn signbit sin sinc sinh sqrt
     square tan tanh trunc isfinite isnan isinf t det logdet slogdet inverse trace matrix_exp""".split()
 _BINARY = """atan2 arctan2 hypot logaddexp logaddexp2 maximum minimum fmax fmin copysign fmod remainder
-    xlogy float_power heaviside matmul mm bmm mv dot vdot inner outer ger kron eq ne lt le gt ge
+    xlogy matmul vdot inner kron eq ne lt le gt ge
     greater less greater_equal less_equal equal""".split()
 for _n in _UNARY:
     FUNCTIONS[f"torch.{_n}"] = _X
@@ -115,7 +115,10 @@ FUNCTIONS.update({
     "torch.div": sig("input, other, *, rounding_mode=None", strings={"rounding_mode": ("trunc", "floor")}),
     "torch.divide": sig("input, other, *, rounding_mode=None", strings={"rounding_mode": ("trunc", "floor")}),
     "torch.true_divide": _XY,
-    "torch.pow": sig("input, exponent"),
+    "torch.pow": sig("input, exponent"), "torch.float_power": sig("input, exponent"),
+    "torch.heaviside": sig("input, values"), "torch.mm": sig("input, mat2"), "torch.bmm": sig("input, mat2"),
+    "torch.mv": sig("input, vec"), "torch.dot": sig("input, tensor"), "torch.outer": sig("input, vec2"),
+    "torch.ger": sig("input, vec2"),
     "torch.round": sig("input, *, decimals=0"),
     "torch.logit": sig("input, eps=None"),
     "torch.nan_to_num": sig("input, nan=0.0, posinf=None, neginf=None"),
@@ -186,7 +189,7 @@ FUNCTIONS.update({
     "torch.flip": sig("input, dims"), "torch.roll": sig("input, shifts, dims=None"),
     "torch.repeat_interleave": sig("input, repeats, dim=None"),
     "torch.tile": sig("input, dims"), "torch.broadcast_to": sig("input, size"),
-    "torch.atleast_1d": _X, "torch.atleast_2d": _X,
+    "torch.atleast_1d": sig("*tensors"), "torch.atleast_2d": sig("*tensors"),
     # constants built from data (no global state: the dtype is given or inferred)
     "torch.zeros_like": sig("input, *, dtype=None"), "torch.ones_like": sig("input, *, dtype=None"),
     "torch.full_like": sig("input, fill_value, *, dtype=None"),
@@ -242,7 +245,7 @@ FUNCTIONS.update({_F + k: v for k, v in {
     "scaled_dot_product_attention": sig(
         "query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None, enable_gqa=False",
         fixed={"dropout_p": (0, 0.0)}),  # dropout draws random numbers
-    "one_hot": sig("tensor, num_classes=-1"),
+    "one_hot": sig("input, num_classes=-1"),
     "embedding": sig("input, weight, padding_idx=None"),
     "cosine_similarity": sig("x1, x2, dim=1, eps=1e-08"),
     "pairwise_distance": sig("x1, x2, p=2.0, eps=1e-06, keepdim=False"),
@@ -286,22 +289,22 @@ _L = "torch.linalg."
 FUNCTIONS.update({
     _L + "norm": sig("input, ord=None, dim=None, keepdim=False, *, dtype=None", strings={"ord": ("fro", "nuc")}),
     _L + "vector_norm": sig("x, ord=2, dim=None, keepdim=False, *, dtype=None"),
-    _L + "matrix_norm": sig("A, ord='fro', dim=(-2, -1), keepdim=False, *, dtype=None",
+    _L + "matrix_norm": sig("input, ord='fro', dim=(-2, -1), keepdim=False, *, dtype=None",
                             strings={"ord": ("fro", "nuc")}),
     _L + "det": sig("A"), _L + "slogdet": sig("A"), _L + "inv": sig("A"), _L + "svdvals": sig("A"),
-    _L + "matrix_exp": sig("A"), _L + "eigvalsh": sig("A, UPLO='L'", strings={"UPLO": ("L", "U")}),
-    _L + "eigh": sig("A, UPLO='L'", strings={"UPLO": ("L", "U")}),
+    _L + "matrix_exp": sig("input"), _L + "eigvalsh": sig("input, UPLO='L'", strings={"UPLO": ("L", "U")}),
+    _L + "eigh": sig("input, UPLO='L'", strings={"UPLO": ("L", "U")}),
     _L + "solve": sig("A, B, *, left=True"),
-    _L + "solve_triangular": sig("A, B, *, upper, left=True, unitriangular=False"),
-    _L + "cholesky": sig("A, *, upper=False"),
+    _L + "solve_triangular": sig("input, B, *, upper, left=True, unitriangular=False"),
+    _L + "cholesky": sig("input, *, upper=False"),
     _L + "qr": sig("A, mode='reduced'", strings={"mode": ("reduced", "complete", "r")}),
     _L + "svd": sig("A, full_matrices=True"),
-    _L + "pinv": sig("A, *, atol=None, rtol=None, hermitian=False"),
-    _L + "matrix_power": sig("A, n"),
+    _L + "pinv": sig("input, *, atol=None, rtol=None, hermitian=False"),
+    _L + "matrix_power": sig("input, n"),
     _L + "cross": sig("input, other, *, dim=-1"),
     _L + "vecdot": sig("x, y, *, dim=-1"),
     _L + "multi_dot": sig("tensors"),
-    _L + "cond": sig("A, p=None", strings={"p": ("fro", "nuc")}),
+    _L + "cond": sig("input, p=None", strings={"p": ("fro", "nuc")}),
     _L + "diagonal": sig("A, *, offset=0, dim1=-2, dim2=-1"),
 })
 
@@ -314,8 +317,10 @@ METHODS: dict[str, Sig] = {n: _M for n in """exp log log1p expm1 log2 log10 exp2
     inverse trace float double half bfloat16 contiguous clone isfinite isnan isinf numel dim matrix_exp
     i0 sinc""".split()}
 METHODS.update({n: sig("other") for n in """atan2 arctan2 hypot logaddexp logaddexp2 maximum minimum fmax fmin
-    xlogy copysign fmod remainder matmul mm mv bmm dot vdot inner outer kron type_as view_as reshape_as
-    expand_as eq ne lt le gt ge heaviside float_power""".split()})
+    xlogy copysign fmod remainder matmul vdot inner kron type_as view_as reshape_as
+    expand_as eq ne lt le gt ge""".split()})
+METHODS.update({"mm": sig("mat2"), "bmm": sig("mat2"), "mv": sig("vec"), "dot": sig("tensor"),
+                "outer": sig("vec2"), "heaviside": sig("values"), "float_power": sig("exponent")})
 METHODS.update({
     "sum": _MREDUCE, "mean": _MREDUCE, "nansum": _MREDUCE, "nanmean": _MREDUCE,
     "prod": sig("dim=None, keepdim=False, *, dtype=None"),
