@@ -427,14 +427,14 @@ class _TorchCompiler:
             return ExpressionError(f"`{path}` is not allowed in a case file (it reads or writes files, "
                                    "loads code, draws random numbers or changes global state)", pos)
         owner = NAMESPACES.get(path.rsplit(".", 1)[0])
+        elsewhere = [f"{ns}.{attr}" for ns in ("torch", "torch.nn.functional", "torch.special", "torch.linalg")
+                     if f"{ns}.{attr}" in self.allowed and f"{ns}.{attr}" != path]
+        hint = (f"use {elsewhere[0].replace('torch.nn.functional.', 'F.')}" if elsewhere
+                else _suggest(attr, choices))
+        if hint is None and attr in tn.METHODS:
+            hint = f"use the tensor method x.{attr}(...)"
         if owner is not None and not hasattr(owner, attr):
-            return ExpressionError(f"`{path.rsplit('.', 1)[0]}` has no attribute {attr!r}", pos,
-                                   _suggest(attr, choices))
-        hint = _suggest(attr, choices)
-        if path.startswith("torch.nn.functional.") and hasattr(torch, attr) and f"torch.{attr}" in self.allowed:
-            hint = f"use torch.{attr}"
-        elif path.startswith("torch.") and attr in tn.METHODS:
-            hint = hint or f"use the tensor method x.{attr}(...)"
+            return ExpressionError(f"`{path.rsplit('.', 1)[0]}` has no attribute {attr!r}", pos, hint)
         return ExpressionError(f"`{path}` is not in the torch key's allowlist", pos,
                                hint or "see the functions listed in diffcheck/language/torch_names.py")
 
