@@ -71,8 +71,11 @@ def all_values(dtype: str, lo: float, hi: float) -> np.ndarray:
 
 
 def validate_points(case: Case) -> None:
-    """Explicit points must name every variable, with the right shape."""
+    """Explicit points must name every variable, with the right shape; there must be a point."""
     names = [v.name for v in case.variables]
+    if not case.points and case.samples == 0:
+        raise CaseFileError("`samples: 0` and no `points`: there is nothing to check", case.where("samples"),
+                            "give `points:`, or a number of samples", case=case.name)
     for i, point in enumerate(case.points):
         where = case.where(f"points.{i}")
         missing = [n for n in names if n not in point]

@@ -122,7 +122,7 @@ def test_multi_case_file_merges_defaults_case_keys_win():
     assert errors == []
     sigmoid, tanh = cases
     assert sigmoid.dtypes == tanh.dtypes == ("float64", "float32")
-    assert (sigmoid.samples, tanh.samples) == (4, 0)
+    assert (sigmoid.samples, tanh.samples) == (4, 1)
     assert sigmoid.variables == (Variable("x", (), (-30.0, 30.0)),)
     file = str(DATA / "multi.yaml")
     assert sigmoid.location == Location(file, 5, 5)
@@ -151,7 +151,7 @@ def test_checks_derivative_and_per_dtype_tolerance():
         expr: x**3
         check: [{derivative: 3}, jacobian]
         tolerance: {float32: {rtol: 1, atol: 2}, bfloat16: {rtol: 0.5, atol: 0}}
-        samples: 0
+        samples: 1
         ''')
     assert errors == []
     assert case.checks == (Check("derivative", 3), Check("jacobian"))

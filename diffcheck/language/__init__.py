@@ -114,7 +114,8 @@ def parse_python(text: str, what: str = "expression") -> ast.expr:
         offset = max((err.offset or 1) - 1, 0) + (len(text) - len(text.lstrip()))
         raise ExpressionError(f"invalid syntax in {what}: {err.msg}", offset) from None
     except (RecursionError, MemoryError):
-        raise ExpressionError(f"the {what} is too deeply nested") from None
+        raise ExpressionError(f"the {what} is too deeply nested or too long to read (at most {MAX_DEPTH} "
+                              f"levels and {MAX_NODES} parts)", 0, "split it into `let` steps") from None
     except ValueError as err:
         raise ExpressionError(f"the {what} cannot be read: {err}") from None
     return tree.body

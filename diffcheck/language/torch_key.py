@@ -423,7 +423,7 @@ class _TorchCompiler:
         raise self.refusal(path, attr, pos, here)
 
     def refusal(self, path: str, attr: str, pos: int, choices: list[str]) -> ExpressionError:
-        if attr in tn.NEVER or "hook" in attr or attr.startswith("set_"):
+        if attr in tn.NEVER or "hook" in attr or attr.startswith("set_") or attr.endswith("Storage"):
             return ExpressionError(f"`{path}` is not allowed in a case file (it reads or writes files, "
                                    "loads code, draws random numbers or changes global state)", pos)
         owner = NAMESPACES.get(path.rsplit(".", 1)[0])

@@ -387,4 +387,5 @@ NEVER = frozenset("""load save from_file hub jit package ops classes library uti
     share_memory_ pin_memory tolist numpy item apply_ map_ copy_ fill_ zero_ uniform_ normal_ bernoulli
     bernoulli_ multinomial rand randn randint randperm rand_like randn_like randint_like normal poisson
     dropout dropout1d dropout2d dropout3d alpha_dropout feature_alpha_dropout gumbel_softmax
-    empty empty_like set_submodule mro""".split())
+    empty empty_like set_submodule mro PyTorchFileWriter PyTorchFileReader ScriptObject import_ir_module
+    import_ir_module_from_buffer get_file_path""".split())

@@ -65,6 +65,15 @@ _CASE_NAME = re.compile(r"[A-Za-z0-9_.-]+")
 _NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
 _DOTTED = r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*"
 _IMPORT_TARGET = re.compile(rf"{_DOTTED}:{_DOTTED}")
+# Bounds checked when a file is loaded, so that no value of a case file reaches the checker
+# outside what it can do (an OverflowError deep in numpy is an internal error, not an answer).
+MAX_TIMEOUT = 3600.0        # seconds one case may run
+MAX_MAGNITUDE = 1e300       # |domain bound|: high - low stays a finite float64
+MAX_RANK = 16               # dimensions of a variable or constant
+MAX_ELEMENTS = 100_000      # entries of one variable or constant (one exact symbol each)
+MAX_SAMPLES = 1_000_000     # random points of one case
+_FLOAT64_MAX = 1.7976931348623157e308
+
 # Names with a fixed meaning in expressions; a variable with one of them would be ambiguous.
 _RESERVED_NAMES = frozenset({"pi", "E", "torch", "F"})
 _PLAIN_CHECKS = tuple(kind for kind in CHECK_KINDS if kind != "derivative")
@@ -483,7 +492,17 @@ def _to_shape(value: Any) -> tuple[int, ...]:
     for index, size in enumerate(value):
         if not _is_whole(size) or size < 1:
             raise _problem(f"{{key}} must be a whole number >= 1, got {_describe(size)}", sub=(index,))
+    _check_size(tuple(value))
     return tuple(value)
+
+
+def _check_size(shape: tuple[int, ...], sub: tuple = ()) -> None:
+    if len(shape) > MAX_RANK:
+        raise _problem(f"{{key}} has {len(shape)} dimensions; at most {MAX_RANK} are supported", sub=sub)
+    if math.prod(shape) > MAX_ELEMENTS:
+        raise _problem(f"{{key}} has {math.prod(shape)} entries; at most {MAX_ELEMENTS:,} are supported "
+                       "(each is an exact symbol)", hint="check a smaller size: derivatives do not "
+                       "depend on it", sub=sub)
 
 
 def _to_domain(value: Any) -> tuple[float, float]:
@@ -495,6 +514,10 @@ def _to_domain(value: Any) -> tuple[float, float]:
     for index, bound in enumerate(value):
         if not _is_number(bound) or not math.isfinite(bound):
             raise _problem(f"{{key}} must be a finite number, got {_describe(bound)}", sub=(index,))
+        if abs(bound) > MAX_MAGNITUDE:
+            raise _problem(f"{{key}} must be within ±{MAX_MAGNITUDE:g}, got {_describe(bound)}",
+                           hint="points are drawn uniformly: a wider interval overflows float64",
+                           sub=(index,))
     low, high = value
     if not low < high:
         raise _problem(f"{{key}} must have low < high, got [{low}, {high}]",
@@ -505,6 +528,8 @@ def _to_domain(value: Any) -> tuple[float, float]:
 def _array_shape(value: Any, sub: tuple = ()) -> tuple[int, ...]:
     """The shape of a number or of rectangular nested lists of numbers."""
     if _is_number(value):
+        if isinstance(value, int) and abs(value) > _FLOAT64_MAX:
+            raise _problem(f"{{key}} is too large for float64, got {_describe(value)}", sub=sub)
         return ()
     if not isinstance(value, list):
         raise _problem(f"{{key}} must be a number or a list of numbers, got {_describe(value)}", sub=sub)
@@ -520,12 +545,12 @@ def _array_shape(value: Any, sub: tuple = ()) -> tuple[int, ...]:
 
 
 def _to_array(value: Any) -> Any:
-    _array_shape(value)
+    _check_size(_array_shape(value))
     return value
 
 
 def _to_float_array(value: Any) -> Any:
-    _array_shape(value)
+    _check_size(_array_shape(value))
     return _floats(value)
 
 
@@ -618,6 +643,8 @@ def _to_samples(value: Any) -> int | str:
     if _is_whole(value):
         if value < 0:
             raise _problem(f"{{key}} must not be negative, got {value}", hint="use 0 for explicit points only")
+        if value > MAX_SAMPLES:
+            raise _problem(f"{{key}} must be at most {MAX_SAMPLES:,}, got {value}")
         return value
     hint = (_did_you_mean(value.lower(), ["all"]) if isinstance(value, str) else None) or \
         "for example `samples: 100`"
@@ -635,6 +662,9 @@ def _to_timeout(value: Any) -> float:
     if not _is_number(value) or not math.isfinite(value) or value <= 0:
         raise _problem(f"{{key}} must be a positive number of seconds, got {_describe(value)}",
                        hint="for example `timeout: 60`")
+    if value > MAX_TIMEOUT:
+        raise _problem(f"{{key}} must be at most {MAX_TIMEOUT:g} seconds, got {_describe(value)}",
+                       hint="for example `timeout: 600`")
     return float(value)
 
 
@@ -1012,6 +1042,9 @@ def _value_of_shape(shape: tuple[int, ...]) -> str:
 
 
 def _samples_problems(model: CaseModel, raw: _RawCase) -> list[CaseFileError]:
+    if model.samples == 0 and not model.points:
+        return [_error(raw, "`samples: 0` and no `points`: there is nothing to check", ("samples",),
+                       hint="give `points:`, or a number of samples")]
     if model.samples != "all":
         return []
     specs = list(model.variables.values())

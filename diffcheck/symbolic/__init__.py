@@ -210,7 +210,7 @@ def _intermediate(c: CompiledCase, step: str) -> Target:
     steps and the output are rebuilt with the step replaced by fresh symbols."""
     shape = c.let_math[step].shape
     fresh = symbols_for(f"__{step}", shape)
-    env = {**c.var_symbols, **c.const_symbols}
+    env = {**c.var_symbols, **c.const_symbols, **_exact_constants(c.const_values, c.const_symbols)}
     after = False
     for name, tree_key in ((n, f"let.{n}") for n in c.let_math):
         if name == step:
@@ -224,6 +224,17 @@ def _intermediate(c: CompiledCase, step: str) -> Target:
     subs = dict(zip(fresh.ravel(), c.let_math[step].ravel()))
     exprs = [sp.diff(f, z).xreplace(subs) for f in out.ravel() for z in fresh.ravel()]
     return Target("intermediates", exprs, c.output_names(), entry_names(step, shape), wrt=step)
+
+
+def _exact_constants(const_values: Mapping[str, np.ndarray], const_symbols: Mapping[str, Arr]) -> dict[str, Arr]:
+    """The constants that enter the math as exact integers (those without symbols)."""
+    return {n: arr(np.vectorize(sp.Integer, otypes=[object])(v.astype(int)))
+            for n, v in const_values.items() if n not in const_symbols}
+
+
+def _undefined_everywhere(value: Arr) -> bool:
+    """An entry holds zoo or nan: a constant division by zero (x/0), log(0)…"""
+    return any(isinstance(e, sp.Basic) and e.has(sp.zoo, sp.nan) for e in value.ravel())
 
 
 def _small_integers(values: np.ndarray) -> bool:
@@ -249,8 +260,7 @@ def compile_case(case: Case) -> CompiledCase:
     # evaluated at the value the dtype under test holds.
     exact = {n: v for n, v in const_values.items() if _small_integers(v)}
     const_symbols = {n: symbols_for(n, v.shape) for n, v in const_values.items() if n not in exact}
-    env: dict[str, Arr] = {**var_symbols, **const_symbols,
-                           **{n: arr(np.vectorize(sp.Integer, otypes=[object])(v.astype(int))) for n, v in exact.items()}}
+    env: dict[str, Arr] = {**var_symbols, **const_symbols, **_exact_constants(const_values, const_symbols)}
     trees: dict[str, Node] = {}
     let_math: dict[str, Arr] = {}
     torch_let = []
@@ -259,9 +269,19 @@ def compile_case(case: Case) -> CompiledCase:
         try:
             tree = parse(text)
             trees[key] = tree
-            return to_math(tree, env)
+            value = to_math(tree, env)
         except ExpressionError as err:
             raise _placed(err, case, key) from None
+        except RecursionError:
+            raise CaseFileError(f"`{key}` of case {case.name!r} is too deeply nested to read", case.where(key),
+                                "split it into `let` steps", case=case.name) from None
+        if value.size == 0:
+            raise CaseFileError(f"`{key}` of case {case.name!r} has no entries (shape {list(value.shape)}): "
+                                "an empty slice?", case.where(key), "check the slice bounds", case=case.name)
+        if _undefined_everywhere(value):
+            raise CaseFileError(f"`{key}` of case {case.name!r} divides by a constant zero (or takes log(0), "
+                                "...): its value is undefined", case.where(key), case=case.name)
+        return value
 
     for name, text in case.let:
         let_math[name] = read(f"let.{name}", text)
