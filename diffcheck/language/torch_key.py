@@ -191,8 +191,15 @@ def compile_torch(text: str, names: set[str], imports: Mapping[str, str],
 
 
 def import_allowed(spec: str, allow_imports: bool) -> bool:
-    module = spec.partition(":")[0] if isinstance(spec, str) else ""
-    return allow_imports or module in TRUSTED_IMPORT_MODULES
+    """Without the project's opt-in, only a function defined in diffcheck's own examples
+    module (not a name it imported, such as its ``torch``)."""
+    if allow_imports:
+        return True
+    module, _, attr = spec.partition(":") if isinstance(spec, str) else ("", "", "")
+    if module not in TRUSTED_IMPORT_MODULES or not attr or "." in attr or attr.startswith("_"):
+        return False
+    obj = getattr(importlib.import_module(module), attr, None)
+    return callable(obj) and getattr(obj, "__module__", None) == module
 
 
 def resolve_import(spec: str, allow_imports: bool = True) -> Any:
