@@ -21,6 +21,7 @@ import ast
 import dis
 import functools
 import importlib
+import math
 import os
 import sys
 import types
@@ -352,7 +353,8 @@ class _TorchCompiler:
             cur = cur.left
             self.nodes += 1
         first = self.value(cur, depth + 1)
-        steps = [(_TORCH_BINOPS[_BINOPS[type(b.op)]], self.value(b.right, depth + 1)) for b in reversed(spine)]
+        steps = [(_power if isinstance(b.op, ast.Pow) else _TORCH_BINOPS[_BINOPS[type(b.op)]],
+                  self.value(b.right, depth + 1)) for b in reversed(spine)]
 
         def chain(env):
             acc = first(env)
@@ -584,6 +586,15 @@ def _fit(params: tn.Params, nargs: int, keywords: list[str]) -> str | None:
         if name not in keywords:
             return f"is missing the keyword {name!r}"
     return None
+
+
+def _power(a: Any, b: Any) -> Any:
+    """``a ** b``; of two Python integers only when the result is of sane size: Python computes
+    ``9**9**9`` exactly, in C, where no time limit of this process can stop it."""
+    if isinstance(a, int) and isinstance(b, int) and abs(a) > 1 and b > 0:
+        if b * math.log2(abs(a)) > 4096:
+            raise ValueError(f"the constant power {a}**{b} is too large to compute")
+    return a ** b
 
 
 def _literal(node: ast.AST) -> Any:
