@@ -184,3 +184,19 @@ def test_refused_with_the_spelling_to_use(text, says):
 def test_methods_need_a_tensor(text):
     with pytest.raises((TypeError, ExpressionError)):
         run(text)
+
+
+def test_fields_of_returned_named_tuples_that_are_also_method_names():
+    A = torch.tensor([[2.0, 0.5, 0.0], [0.5, 3.0, 0.25], [0.0, 0.25, 1.5]], dtype=torch.float64)
+    sign, logabsdet = torch.linalg.slogdet(A)
+    assert torch.equal(run("torch.linalg.slogdet(A).sign * torch.linalg.slogdet(A).logabsdet"), sign * logabsdet)
+    with pytest.raises(TypeError):
+        run("x.sign * 2")  # a tensor's .sign is a method, not a field
+
+
+@pytest.mark.parametrize("text", ["x[torch.save]", "torch.sum(x, dtype=torch.load)", "torch.tensor(torch.save)",
+                                  "x.T(1)", "torch.float64(1)", "torch.Tensor(3)", "torch.torch",
+                                  "torch.max(x, dim=0).indices.storage()", "x.sign.__self__"])
+def test_no_function_or_class_flows_as_a_value(text):
+    with pytest.raises(ExpressionError):
+        compile_torch(text, NAMES, {})

@@ -271,6 +271,8 @@ class _TorchCompiler:
         if static.kind == "value":
             return static.fn
         pos = self.pos(node)
+        if static.kind == "method" and static.path[1:] in tn.RESULT_FIELDS:  # slogdet(A).sign
+            return _result_field(static.base, static.path[1:])
         if static.kind == "method":
             raise ExpressionError(f"the method `{static.path}` must be called", pos,
                                   f"write `{ast.unparse(node)}()`")
@@ -455,13 +457,7 @@ class _TorchCompiler:
                 return getattr(_need_tensor(base(env), f"`.{attr}`"), attr)
             return _val(prop)
         if attr in tn.RESULT_FIELDS:
-            def field(env):
-                value = base(env)
-                if not (isinstance(value, tuple) and type(value).__module__ == "torch.return_types"):
-                    raise TypeError(f"`.{attr}` is a field of what torch.max, torch.linalg.slogdet… "
-                                    f"return, not of {type(value).__name__}")
-                return getattr(value, attr)
-            return _val(field)
+            return _val(_result_field(base, attr))
         hint = _suggest(attr, list(tn.METHODS) + list(tn.PROPERTIES))
         if f"torch.{attr}" in self.allowed:
             hint = f"use torch.{attr}(x)"
@@ -601,6 +597,17 @@ def _literal(node: ast.AST) -> Any:
     if isinstance(node, ast.UnaryOp):
         return -node.operand.value
     return node.value
+
+
+def _result_field(base: TorchFn, attr: str) -> TorchFn:
+    """``.values``, ``.sign``…: a field of the named tuples torch returns, of nothing else."""
+    def field(env):
+        value = base(env)
+        if not (isinstance(value, tuple) and type(value).__module__ == "torch.return_types"):
+            raise TypeError(f"`.{attr}` is a field of what torch.max, torch.linalg.slogdet… "
+                            f"return, not of {type(value).__name__}")
+        return getattr(value, attr)
+    return field
 
 
 def _val(fn: TorchFn) -> _Static:
