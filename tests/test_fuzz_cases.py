@@ -30,6 +30,7 @@ from diffcheck.cli import main
 from diffcheck.language.library import LIBRARY
 from diffcheck.language.torch_names import FUNCTIONS, METHODS
 from diffcheck.loader import load_text
+from diffcheck.pipeline import CheckOptions
 
 EXAMPLES = int(os.environ.get("DIFFCHECK_FUZZ_EXAMPLES", "0"))
 LIMIT = 2.0          # seconds each fuzzed case may run (its own timeout is capped to this)
@@ -160,7 +161,8 @@ def _run_in_process(text: str) -> None:
         FIGURES["valid cases"] += 1
         case = dataclasses.replace(case, timeout=min(case.timeout, LIMIT))
         started = time.monotonic()
-        report, error, internal = runner.run_case(case, runner.RunOptions(jobs=1, cache=False))
+        outcome = runner.run_case(case, CheckOptions())
+        internal = outcome.internal
         elapsed = time.monotonic() - started
         if internal is not None:
             FIGURES["internal errors"] += 1
