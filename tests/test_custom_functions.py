@@ -13,6 +13,7 @@ import textwrap
 
 import pytest
 
+from diffcheck.pipeline import CheckOptions  # the imports opt-in
 from diffcheck import check_case
 from diffcheck.loader import load_text
 from diffcheck.results import FAILING, UNSUPPORTED, RunReport
@@ -23,7 +24,7 @@ import custom_functions
 def _run(text: str):
     cases, errors = load_text(textwrap.dedent(text), "<custom>")
     assert not errors, errors
-    return [check_case(c) for c in cases]
+    return [check_case(c, CheckOptions(allow_imports=True)) for c in cases]
 
 
 def _by(report):
