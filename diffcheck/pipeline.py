@@ -24,7 +24,7 @@ from .errors import CaseFileError
 from .points import SIXTEEN_BIT, PointSet, draw, validate_points
 from .diagnostics.regions import describe_region
 from .diagnostics.search import hunt
-from .reference import Evaluator
+from .reference import Evaluator, program_of
 from .results import (ERROR, FAIL, FAILING, NOT_DIFFERENTIABLE, SKIPPED, UNSUPPORTED, XFAIL, XPASS, CaseReport, Details,
                       KinkFinding, LimitFinding, PointProfile, Result, SearchHit, SingularPoint, WorstPoint)
 from .claims import check_claims
@@ -434,19 +434,30 @@ def _special(ctx: _Context, target: Target, ref: _Reference) -> _Special:
     return ctx.special[key]
 
 
+def _program(ctx: _Context, target: Target):
+    """The expression graph of ``target``, built once per compiled case (a derivative's
+    ExprList holds its own; the value's list of expressions is converted once)."""
+    key = f"{target.label}:{target.wrt}"
+    programs = ctx.compiled.programs
+    if key not in programs:
+        programs[key] = program_of(target.exprs, ctx.compiled.symbols)
+    return programs[key]
+
+
 def _branch_arguments(ctx: _Context, target: Target) -> lim.BranchArguments:
-    from .reference import program_of
-    derived = program_of(target.exprs, ctx.compiled.symbols).derived
+    program = _program(ctx, target)
+    derived = program.derived
     if "branch_arguments" not in derived:
-        derived["branch_arguments"] = lim.branch_arguments(
-            program_of(target.exprs, ctx.compiled.symbols), ctx.compiled.symbols, ctx.moving_columns)
+        derived["branch_arguments"] = lim.branch_arguments(program, ctx.compiled.symbols, ctx.moving_columns)
     return derived["branch_arguments"]
 
 
 def _near_boundary(ctx: _Context, args: lim.BranchArguments) -> tuple[np.ndarray, np.ndarray]:
     """(near, exact) (P, m) bool: branch argument k is within rounding of zero / exactly zero."""
     m = len(args.exprs)
-    vals, kinds = Evaluator(args.exprs + args.scales, ctx.compiled.symbols)(_with_constants(ctx, ctx.points.matrix()))
+    if args.evaluator is None:
+        args.evaluator = Evaluator(args.exprs + args.scales, ctx.compiled.symbols)
+    vals, kinds = args.evaluator(_with_constants(ctx, ctx.points.matrix()))
     a, scale = vals[:, :m], vals[:, m:]
     ok = (kinds[:, :m] == cmp.FINITE) & (kinds[:, m:] == cmp.FINITE)
     exact = ok & (a == 0)
@@ -490,11 +501,14 @@ def _find_special(ctx: _Context, target: Target, ref: _Reference) -> _Special:
         if nm and not em:  # near a boundary, not on it: examine it at the boundary
             k = (nm & -nm).bit_length() - 1
             center = lim.project(args.exprs[k], symbols, center, moving, ctx.projections)
-        exprs = [target.exprs[j] for j in entries]
-        guards = exprs if is_value else _guards(ctx, target, entries)
         fkey = (target.label, target.wrt, tuple(entries))
         if fkey not in ctx.finders:
-            ctx.finders[fkey] = lim.LimitFinder(exprs, guards, symbols)
+            program = _program(ctx, target)
+            if is_value:
+                ctx.finders[fkey] = lim.LimitFinder(program, entries, None, (), symbols)
+            else:
+                value = _program(ctx, ctx.compiled.value_target())
+                ctx.finders[fkey] = lim.LimitFinder(program, entries, value, _guards(ctx, target, entries), symbols)
         involved = set()
         for k in range(len(args.exprs)):
             if (nm >> k) & 1:
@@ -524,14 +538,12 @@ def _find_special(ctx: _Context, target: Target, ref: _Reference) -> _Special:
     return out
 
 
-def _guards(ctx: _Context, target: Target, entries: list[int]) -> list:
-    """The function values that must be defined along a direction for the limits of
-    ``entries`` to count: the output of each entry's row when rows are outputs, else all."""
-    outputs = list(ctx.compiled.output.ravel())
+def _guards(ctx: _Context, target: Target, entries: list[int]) -> list[int]:
+    """The outputs that must be defined along a direction for the limits of ``entries`` to
+    count: the output of each entry's row when rows are outputs, else all."""
     if target.rows == ctx.compiled.output_names():
-        picked = sorted({j // len(target.cols) for j in entries})
-        return [outputs[r] for r in picked]
-    return outputs
+        return sorted({j // len(target.cols) for j in entries})
+    return list(range(ctx.compiled.output.size))
 
 
 def _kind_name(kind: int) -> str:

@@ -33,6 +33,7 @@ precision), and the exact value at the row itself joins the hull.
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
 from typing import Sequence
 
@@ -44,14 +45,15 @@ from ..reference.mp import MODULES as _MODULES, as_mp as _as_mp
 from ..symbolic.dag import RELATIONS, Program
 
 #: the two distances from the point (in units of the point's own size, at least 1)
-STEPS = (mpmath.mpf("1e-30"), mpmath.mpf("1e-60"))
-DIGITS = 400                      # working precision: a pole of order k near STEPS[1] cancels 60·k digits
-CHECK_DIGITS = 100                # more digits for a second look at the nearer step: they must agree
+STEPS = (mpmath.mpf("1e-20"), mpmath.mpf("1e-40"))
+DIGITS = 200                      # working precision: a pole of order k near STEPS[1] cancels 40·k digits
+CHECK_DIGITS = 60                 # more digits for a second look at the nearer step: they must agree
+MAX_DIGITS = 800                  # a direction whose values depend on the precision is retried up to this
 SETTLED = mpmath.mpf("1e-15")     # relative agreement of the two steps that makes a limit
-POLE = mpmath.mpf(100)            # |value| beyond this that grows 1.5× from step to step: a pole
+POLE = mpmath.mpf(10)             # |value| beyond this that grows 1.5× from step to step: a pole (log grows slowly)
 NEAR = 4.0                        # a branch argument within NEAR·eps·(its terms' size) is at the boundary
 MAX_COORDINATES = 8               # coordinate directions examined (both ways)
-RANDOM_DIRECTIONS = 4             # seeded random directions (both ways)
+RANDOM_DIRECTIONS = 2             # seeded random directions (both ways)
 MAX_ARGUMENTS = 4000              # branch arguments read from one graph
 _BRANCH_OPS = {"abs", "sign", "dirac", "heaviside", "max", "min", *RELATIONS}
 
@@ -64,7 +66,7 @@ class BranchArguments:
     exprs: list[sp.Expr]
     scales: list[sp.Expr]
     masks: list[int]
-    gradients: dict[int, list] = field(default_factory=dict)
+    evaluator: object = None  # the reference evaluator of exprs + scales, built on first use
 
 
 def branch_arguments(program: Program, symbols: Sequence[sp.Symbol], moving: Sequence[int]) -> BranchArguments:
@@ -113,43 +115,84 @@ class EntryLimit:
 
 
 class LimitFinder:
-    """Directional limits of some entries of a target at a point, in high precision."""
+    """Directional limits of some entries of a target at a point, in high precision: the
+    target's own expression graph evaluated by mpmath (:class:`MpmathGraph`, shared nodes
+    computed once per point), so nothing is compiled per point."""
 
-    def __init__(self, exprs: Sequence[sp.Expr], guards: Sequence[sp.Expr], symbols: Sequence[sp.Symbol]):
-        """``exprs``: the entries examined; ``guards``: function values that must be defined
-        along a direction for it to count (empty: the entries themselves)."""
-        self.n = len(exprs)
-        self.fn = sp.lambdify(list(symbols), list(exprs) + list(guards), modules=_MODULES, cse=True)
+    def __init__(self, program: Program, entries: Sequence[int], guard_program: Program | None,
+                 guard_entries: Sequence[int], symbols: Sequence[sp.Symbol]):
+        """``entries`` of ``program`` are examined; ``guard_entries`` of ``guard_program``
+        (the function's values) must be defined along a direction for it to count (none:
+        the entries themselves)."""
+        from ..reference.proof import MpmathGraph
+        self.n = len(entries)
+        self.entries = list(entries)
+        self.graph = _graph(program, symbols, MpmathGraph)
+        self.guard = _graph(guard_program, symbols, MpmathGraph) if guard_program is not None else None
+        self.guard_entries = list(guard_entries) if guard_program is not None else list(entries)
 
-    def _at(self, args: list) -> list:
+    def _at(self, args: list, guards: bool = True) -> list:
+        limit = sys.getrecursionlimit()
+        sys.setrecursionlimit(max(limit, 20_000))
         try:
-            return [_as_mp(v) for v in self.fn(*args)]
-        except (ZeroDivisionError, ValueError, OverflowError, TypeError, ArithmeticError):
-            return [None] * self.n
+            out = _values(self.graph, args, self.entries)
+            if not guards:
+                return out
+            if self.guard is None:  # each entry is its own guard (see limits)
+                return out
+            return out + _values(self.guard, args, self.guard_entries)
+        finally:
+            sys.setrecursionlimit(limit)
 
     def limits(self, center: list, directions: list[dict[int, float]]) -> list[list]:
         """For every direction, the limit of every entry: an mpf, ±inf, nan (unsettled), or
-        None (the function is undefined along that direction)."""
+        None (the function is undefined along that direction). A direction whose values
+        change with the working precision is taken again with more digits (up to MAX_DIGITS)."""
         size = max([abs(v) for v in center] + [mpmath.mpf(1)])
-        digits = DIGITS + max(0, int(mpmath.log10(size)))
+        base = DIGITS + max(0, int(mpmath.log10(size)))
         out = []
-        with mpmath.workdps(digits):
-            for d in directions:
-                seen = []
-                for step in STEPS:
-                    args = list(center)
-                    for c, w in d.items():
-                        args[c] = args[c] + step * size * w
-                    seen.append(self._at(args))
-                with mpmath.workdps(digits + CHECK_DIGITS):  # the same point, more digits
-                    check = self._at(args)[:self.n]
-                (near, near_guards), (nearer, nearer_guards) = ((s[:self.n], s[self.n:]) for s in seen)
-                if any(g is None for g in near_guards + nearer_guards):
-                    out.append([None] * self.n)
-                    continue
-                out.append([_settle(a, b) if _same(b, c) else float("nan")
-                            for a, b, c in zip(near, nearer, check)])
+        for d in directions:
+            digits = base
+            while True:
+                found, lost = self._direction(center, d, size, digits)
+                if not lost or digits * 2 > MAX_DIGITS:
+                    break
+                digits *= 2
+            out.append(found)
         return out
+
+    def _direction(self, center: list, d: dict[int, float], size, digits: int) -> tuple[list, bool]:
+        """(limits along ``d``, whether some value was lost to the working precision)."""
+        with mpmath.workdps(digits):
+            seen = []
+            for k, step in enumerate(STEPS):
+                args = list(center)
+                for c, w in d.items():
+                    args[c] = args[c] + step * size * w
+                seen.append(self._at(args, guards=k == len(STEPS) - 1))
+            if any(g is None for g in seen[-1][self.n:]):  # the function is undefined this way
+                return [None] * self.n, False
+            with mpmath.workdps(digits + CHECK_DIGITS):  # the same point, more digits
+                check = self._at(args, guards=False)
+            near, nearer = seen[0][:self.n], seen[-1][:self.n]
+            same = [_same(b, c) for b, c in zip(nearer, check)]
+            return ([None if self.guard is None and b is None  # undefined this way: left out
+                     else _settle(a, b) if ok else float("nan")
+                     for a, b, ok in zip(near, nearer, same)], not all(same))
+
+
+def _graph(program: Program, symbols, cls):
+    if "mpmath_graph" not in program.derived:
+        program.derived["mpmath_graph"] = cls(program, symbols)
+    return program.derived["mpmath_graph"]
+
+
+def _values(graph, args: list, entries: Sequence[int]) -> list:
+    """The values (mpf, ±inf, or None when undefined) of ``entries`` at the mpf point
+    ``args``, at the current working precision."""
+    graph._u = mpmath.ldexp(1, -mpmath.mp.prec)
+    memo: dict = {}
+    return [_as_mp(graph._node(graph.program.outputs[j], memo, args)[0]) for j in entries]
 
 
 def _same(a, b) -> bool:

@@ -97,6 +97,8 @@ class CompiledCase:
     formulas: dict[tuple, str] = field(default_factory=dict)
     #: where derivations are kept across runs (None: derived every time)
     cache: DerivationCache | None = None
+    #: expression graphs of targets that are plain lists (the value), by label (pipeline._program)
+    programs: dict[str, Any] = field(default_factory=dict)
 
     @property
     def symbolic_constants(self) -> list[np.ndarray]:
