@@ -7,7 +7,7 @@ case files (:func:`run` with :class:`RunOptions`); read case files (:func:`load_
 change between versions.
 """
 
-__version__ = "0.1.0"
+from .version import __version__
 
 from .case import Case, Check, Tolerance, Variable  # noqa: E402
 from .errors import CaseFileError, CheckFailed, DiffcheckError, Location  # noqa: E402

@@ -23,7 +23,7 @@ import click
 from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from . import __version__
+from .version import __version__
 
 from . import runner
 from .case import DTYPES

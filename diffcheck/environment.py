@@ -15,7 +15,7 @@ from importlib.resources import files
 from pathlib import Path
 from types import ModuleType
 
-from . import __version__
+from .version import __version__
 from .errors import MissingDependency
 
 #: optional backends: module → the extra that installs it, and what it is for

@@ -44,7 +44,7 @@ from ..language import parse, to_math
 from ..points import torch_dtype
 from ..reference.mp import MODULES
 from ..results import ERROR, FAIL, PASS, UNSET, ClaimRow, DescentStep, Details, Result, Status
-from ..symbolic import CompiledCase, _placed
+from ..symbolic import CompiledCase, placed
 
 KINDS = ("derivative", "gradient", "jacobian", "values", "differentiable", "descent")
 VALUE_KINDS = ("value", "derivative", "gradient", "jacobian", "intermediates")
@@ -485,7 +485,7 @@ def _identity(compiled: CompiledCase, kind: str, spec: Any) -> Result:
         try:
             return to_math(parse(str(text)), _claim_env(compiled))
         except ExpressionError as err:
-            raise _placed(err, case, where) from None
+            raise placed(err, case, where) from None
 
     if kind == "derivative":
         if len(case.variables) != 1 or case.variables[0].shape or compiled.output.ndim:

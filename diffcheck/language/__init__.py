@@ -86,10 +86,10 @@ class Index(Node):
     index: tuple  # of int | slice(int|None, int|None, int|None)
 
 
-_BINOPS = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/", ast.Pow: "**", ast.MatMult: "@"}
-_CMPOPS = {ast.Eq: "==", ast.NotEq: "!=", ast.Lt: "<", ast.LtE: "<=", ast.Gt: ">", ast.GtE: ">="}
-CMPOPS = _CMPOPS
-_OP_TEXT = {ast.Mod: "%", ast.FloorDiv: "//", ast.BitAnd: "&", ast.BitOr: "|", ast.BitXor: "^",
+BINOPS = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/", ast.Pow: "**", ast.MatMult: "@"}
+CMPOPS = {ast.Eq: "==", ast.NotEq: "!=", ast.Lt: "<", ast.LtE: "<=", ast.Gt: ">", ast.GtE: ">="}
+CMPOPS = CMPOPS
+OP_TEXT = {ast.Mod: "%", ast.FloorDiv: "//", ast.BitAnd: "&", ast.BitOr: "|", ast.BitXor: "^",
             ast.LShift: "<<", ast.RShift: ">>", ast.Invert: "~", ast.Not: "not"}
 
 
@@ -153,28 +153,28 @@ class _Converter:
         if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
             inner = self.convert(node.operand, depth + 1, in_where)
             return Neg(pos, inner) if isinstance(node.op, ast.USub) else inner
-        if isinstance(node, ast.BinOp) and type(node.op) in _BINOPS:
+        if isinstance(node, ast.BinOp) and type(node.op) in BINOPS:
             # the left spine of a chain a + b + c + ... without recursion (its length is bounded
             # by MAX_NODES, not by the nesting limit)
             spine: list[ast.BinOp] = []
             cur: ast.AST = node
-            while isinstance(cur, ast.BinOp) and type(cur.op) in _BINOPS:
+            while isinstance(cur, ast.BinOp) and type(cur.op) in BINOPS:
                 spine.append(cur)
                 cur = cur.left
                 self.nodes += 1
             out = self.convert(cur, depth + 1, in_where)
             for b in reversed(spine):
-                out = BinOp(self.pos(b), _BINOPS[type(b.op)], out, self.convert(b.right, depth + 1, in_where))
+                out = BinOp(self.pos(b), BINOPS[type(b.op)], out, self.convert(b.right, depth + 1, in_where))
             return out
         if isinstance(node, (ast.BinOp, ast.UnaryOp)):
-            op = _OP_TEXT.get(type(node.op), type(node.op).__name__)
+            op = OP_TEXT.get(type(node.op), type(node.op).__name__)
             raise ExpressionError(f"the operator {op!r} is not part of the case language", pos)
         if isinstance(node, ast.Compare):
             if not in_where:
                 raise ExpressionError("comparisons are only allowed as the condition of where(cond, a, b)", pos)
-            if len(node.ops) != 1 or type(node.ops[0]) not in _CMPOPS:
+            if len(node.ops) != 1 or type(node.ops[0]) not in CMPOPS:
                 raise ExpressionError("a condition is one comparison with == != < <= > or >=", pos)
-            return Compare(pos, _CMPOPS[type(node.ops[0])], self.convert(node.left, depth + 1),
+            return Compare(pos, CMPOPS[type(node.ops[0])], self.convert(node.left, depth + 1),
                            self.convert(node.comparators[0], depth + 1))
         if isinstance(node, ast.Call):
             return self.call(node, depth, pos)
@@ -183,12 +183,12 @@ class _Converter:
         if isinstance(node, ast.Attribute):
             raise ExpressionError(f"attributes ('.{node.attr}') are not part of the case language; "
                                   "use the `torch:` key for torch code", self.pos(node) + len(ast.unparse(node.value)))
-        raise ExpressionError(f"{_describe(node)} is not part of the case language", pos)
+        raise ExpressionError(f"{describe(node)} is not part of the case language", pos)
 
     def number(self, node: ast.Constant, pos: int) -> Num:
         value = node.value
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ExpressionError(f"{_describe(node)} is not part of the case language", pos)
+            raise ExpressionError(f"{describe(node)} is not part of the case language", pos)
         if isinstance(value, float) and not np.isfinite(value):
             raise ExpressionError("number out of range", pos)
         if isinstance(value, int) and abs(value) > 10 ** 300:
@@ -206,7 +206,7 @@ class _Converter:
             raise ExpressionError(f"name {name!r} is not allowed (names may not start with '_')", pos)
         func = LIBRARY.get(name)
         if func is None:
-            raise ExpressionError(f"unknown function {name!r}", pos, _suggest(name, LIBRARY))
+            raise ExpressionError(f"unknown function {name!r}", pos, suggest(name, LIBRARY))
         for kw in node.keywords:
             if kw.arg is None:
                 raise ExpressionError("'**' arguments are not part of the case language", self.pos(kw))
@@ -235,7 +235,7 @@ class _Converter:
                 else:
                     more = ""
                 raise ExpressionError(f"{name}() takes no keyword {kw.arg!r}{more}", kpos,
-                                      _suggest(kw.arg, opts) or f"the signature is {func.signature()}")
+                                      suggest(kw.arg, opts) or f"the signature is {func.signature()}")
             if o.name in given:
                 raise ExpressionError(f"{name}() got {o.name} twice", kpos)
             given[o.name] = self.option(name, o, kw.value, depth)
@@ -268,7 +268,7 @@ class _Converter:
                 return node.value
             if o.choices:
                 raise ExpressionError(f"{what} must be one of " + ", ".join(repr(c) for c in o.choices)
-                                      + f", not {node.value!r}", pos, _suggest(node.value, o.choices))
+                                      + f", not {node.value!r}", pos, suggest(node.value, o.choices))
             raise ExpressionError(f"{what} must be {o.describe()}, not a string", pos)
         if o.kind == "choice":
             raise ExpressionError(f"{what} must be one of " + ", ".join(repr(c) for c in o.choices), pos)
@@ -330,7 +330,7 @@ def _is_number(node: Node) -> bool:
     return isinstance(node, Num) or (isinstance(node, Neg) and isinstance(node.operand, Num))
 
 
-def _describe(node: ast.AST) -> str:
+def describe(node: ast.AST) -> str:
     if isinstance(node, ast.Constant):
         return f"the literal {node.value!r}"
     names = {ast.Lambda: "a lambda", ast.ListComp: "a comprehension", ast.GeneratorExp: "a comprehension",
@@ -340,7 +340,7 @@ def _describe(node: ast.AST) -> str:
     return names.get(type(node), f"'{type(node).__name__}'")
 
 
-def _suggest(name: str, choices) -> str | None:
+def suggest(name: str, choices) -> str | None:
     import difflib
     close = difflib.get_close_matches(name, list(choices), n=1)
     return f"did you mean {close[0]!r}?" if close else None
@@ -408,7 +408,7 @@ def _math(node: Node, env: Mapping[str, Arr]) -> Arr:
         if node.id in CONSTANTS:
             return arr(CONSTANTS[node.id][0])
         raise ExpressionError(f"unknown name {node.id!r}", node.pos,
-                              _suggest(node.id, list(env) + list(CONSTANTS)))
+                              suggest(node.id, list(env) + list(CONSTANTS)))
     if isinstance(node, Neg):
         return arr(-_math(node.operand, env))
     if isinstance(node, BinOp):
@@ -545,7 +545,7 @@ def to_torch(node: Node) -> TorchFn:
     if isinstance(node, BinOp):
         first_node, ops = _spine(node)
         first = to_torch(first_node)
-        steps = [(_TORCH_BINOPS[b.op], to_torch(b.right)) for b in ops]
+        steps = [(TORCH_BINOPS[b.op], to_torch(b.right)) for b in ops]
 
         def chain(env):
             acc = first(env)
@@ -555,7 +555,7 @@ def to_torch(node: Node) -> TorchFn:
         return chain
     if isinstance(node, Compare):
         left, right = to_torch(node.left), to_torch(node.right)
-        op = _TORCH_CMPOPS[node.op]
+        op = TORCH_CMPOPS[node.op]
         return lambda env: op(_tensorize(left(env), env), right(env))
     if isinstance(node, Call):
         func = LIBRARY[node.func]
@@ -605,10 +605,10 @@ def _tensorize(x, env):
     return torch.tensor(x, dtype=env[DTYPE_KEY])
 
 
-_TORCH_BINOPS = {
+TORCH_BINOPS = {
     "+": lambda a, b: a + b, "-": lambda a, b: a - b, "*": lambda a, b: a * b,
     "/": lambda a, b: a / b, "**": lambda a, b: a ** b, "@": lambda a, b: a @ b,
 }
-_TORCH_CMPOPS = {"<": lambda a, b: a < b, "<=": lambda a, b: a <= b,
+TORCH_CMPOPS = {"<": lambda a, b: a < b, "<=": lambda a, b: a <= b,
                  ">": lambda a, b: a > b, ">=": lambda a, b: a >= b,
                  "==": lambda a, b: a == b, "!=": lambda a, b: a != b}

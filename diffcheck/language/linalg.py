@@ -20,8 +20,8 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import ExpressionError
-from .library import Arr, Func, Opt, _exp, arr
-from .reductions import _math_matrix_norm, _math_vector_norm, axes, reduce
+from .rows import Arr, Func, Opt, exact_exp, arr
+from .reductions import matrix_norm_of, vector_norm_of, axes, reduce
 
 ALL = ("float64", "float32", "float16", "bfloat16")
 F64_32 = ("float64", "float32")   # torch.linalg's CPU kernels (LAPACK) have no 16-bit versions
@@ -141,12 +141,12 @@ def _math_linalg_norm(a, ord=None, dim=None, keepdim=False):
     """torch.linalg.norm: a vector norm of 1 axis, a matrix norm of 2; ord None is the 2-norm
     of the entries (Frobenius for a matrix)."""
     if ord is None:
-        return _math_vector_norm(a, 2, dim, keepdim, "linalg_norm")
+        return vector_norm_of(a, 2, dim, keepdim, "linalg_norm")
     nd = 1 if dim is None and a.ndim == 1 else (len(dim) if isinstance(dim, tuple) else (1 if dim is not None else a.ndim))
     if nd == 1:
-        return _math_vector_norm(a, ord, dim, keepdim, "linalg_norm")
+        return vector_norm_of(a, ord, dim, keepdim, "linalg_norm")
     if nd == 2:
-        return _math_matrix_norm(a, ord, dim if dim is not None else (-2, -1), keepdim, "linalg_norm")
+        return matrix_norm_of(a, ord, dim if dim is not None else (-2, -1), keepdim, "linalg_norm")
     raise ExpressionError("linalg_norm() with ord needs a vector, a matrix, or dim of one or two axes")
 
 
@@ -254,7 +254,7 @@ def _math_sdpa(q, k, v, attn_mask=None, dropout_p=0, is_causal=False, scale=None
     for idx in np.ndindex(scores.shape[:-1]):
         row = idx[-1]
         keep = [j for j in range(big_s) if not is_causal or j <= row]
-        exps = [_exp(scores[idx + (j,)]) if j in keep else sp.Integer(0) for j in range(big_s)]
+        exps = [exact_exp(scores[idx + (j,)]) if j in keep else sp.Integer(0) for j in range(big_s)]
         total = sp.Add(*exps)
         for j in range(big_s):
             weights[idx + (j,)] = exps[j] / total

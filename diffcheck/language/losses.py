@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import ExpressionError
-from .library import Arr, Func, Opt, _exp, _math_log_softmax, _need_ndim, arr
+from .rows import Arr, Func, Opt, exact_exp, log_softmax_of, need_ndim, arr
 from .reductions import reduce
 
 ALL = ("float64", "float32", "float16", "bfloat16")
@@ -77,7 +77,7 @@ def _same_shape(name: str, a: Arr, b: Arr) -> None:
 
 def _logsig(x):
     """log σ(x) = −log(1 + e^−x)."""
-    return -sp.log(1 + _exp(-x))
+    return -sp.log(1 + exact_exp(-x))
 
 
 def _sum_last(a: Arr) -> Arr:
@@ -129,12 +129,12 @@ def _math_huber(a, b, reduction="mean", delta=1):
 
 
 def _math_soft_margin(a, y, reduction="mean"):
-    return reduced(ew(lambda x, t: sp.log(1 + _exp(-t * x)), a, y), reduction)
+    return reduced(ew(lambda x, t: sp.log(1 + exact_exp(-t * x)), a, y), reduction)
 
 
 def _math_poisson_nll(a, t, log_input=True, full=False, eps=sp.Rational(1, 10 ** 8), reduction="mean"):
     def f(x, y):
-        loss = _exp(x) - y * x if log_input else x - y * sp.log(x + eps)
+        loss = exact_exp(x) - y * x if log_input else x - y * sp.log(x + eps)
         if full:
             if isinstance(y, sp.Number) and y <= 1:
                 return loss  # torch adds Stirling's term only where target > 1
@@ -164,7 +164,7 @@ def _math_kl_div(a, t, reduction="mean", log_target=False):
 
     def f(x, y):
         if log_target:
-            return _exp(y) * (y - x)
+            return exact_exp(y) * (y - x)
         if isinstance(y, sp.Number) and y == 0:
             return sp.Integer(0)  # xlogy: 0·log 0 = 0
         # torch: xlogy(t, t) − t·x, and xlogy(0, 0) = 0 (a target held as a symbol may be 0)
@@ -207,7 +207,7 @@ def _math_multilabel_soft_margin(x, t, weight=None, reduction="mean"):
 
 def _rows(name: str, x: Arr, target: Arr, probabilities_ok: bool) -> tuple[Arr, Arr, bool, bool]:
     """Input as (N, C), target as (N,) indices or (N, C) probabilities; whether it was batched."""
-    _need_ndim(name, x, (1, 2))
+    need_ndim(name, x, (1, 2))
     batched = x.ndim == 2
     x2 = x if batched else arr(x[None, :])
     if target.shape == x.shape and probabilities_ok:
@@ -265,7 +265,7 @@ def _math_nll(x, target, weight=None, ignore_index=-100, reduction="mean"):
 def _math_cross_entropy(logits, target, weight=None, ignore_index=-100, reduction="mean", label_smoothing=0):
     name = "cross_entropy"
     x2, t2, probs, batched = _rows(name, logits, target, True)
-    logp = _math_log_softmax(x2, -1)
+    logp = log_softmax_of(x2, -1)
     n, c = logp.shape
     eps = sp.sympify(label_smoothing)
     if not 0 <= eps <= 1:
@@ -315,7 +315,7 @@ def _math_multi_margin(x, target, p=1, margin=1, weight=None, reduction="mean"):
 
 def _math_multilabel_margin(x, target, reduction="mean"):
     name = "multilabel_margin_loss"
-    _need_ndim(name, x, (1, 2))
+    need_ndim(name, x, (1, 2))
     _same_shape(name, x, target)
     x2 = x if x.ndim == 2 else arr(x[None, :])
     t2 = whole(name, "target", target if target.ndim == 2 else arr(target[None, :]))
@@ -382,7 +382,7 @@ def _math_cosine_similarity(a, b, dim=1, eps=sp.Rational(1, 10 ** 8)):
 
 
 def _math_cosine_embedding(a, b, y, margin=0, reduction="mean"):
-    _need_ndim("cosine_embedding_loss", a, (1, 2))
+    need_ndim("cosine_embedding_loss", a, (1, 2))
     eps = sp.Rational(1, 10 ** 12)  # torch's EPSILON, added to each squared norm
     sq = lambda u: reduce(arr(u), -1, False, lambda xs: sp.Add(*xs), "cosine_embedding_loss")
     cos = arr(sq(a * b) / ew(lambda s, t: sp.sqrt(s * t), arr(sq(a * a) + eps), arr(sq(b * b) + eps)))

@@ -24,18 +24,18 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import ExpressionError
-from .library import MAX_EXACT_DIGITS, Arr, Func, Opt, _exp, _math_softmax, _pair, _t, arr, elementwise, elementwise2
+from .rows import MAX_EXACT_DIGITS, Arr, Func, Opt, exact_exp, softmax_of, pairwise, like_tensor, arr, elementwise, elementwise2
 
 ALL = ("float64", "float32", "float16", "bfloat16")
 F64_F32 = ("float64", "float32")
 
 
 def _sigmoid(x):
-    return 1 / (1 + _exp(-x))
+    return 1 / (1 + exact_exp(-x))
 
 
 def _softplus(x):
-    return sp.log(1 + _exp(x))
+    return sp.log(1 + exact_exp(x))
 
 
 def _gelu(x):
@@ -43,7 +43,7 @@ def _gelu(x):
 
 
 def _silu(x):
-    return x / (1 + _exp(-x))
+    return x / (1 + exact_exp(-x))
 
 
 def _torch_step(x):
@@ -65,7 +65,7 @@ def _pow(a, b):
 
 
 def _logaddexp(a, b):
-    return sp.log(_exp(a) + _exp(b))
+    return sp.log(exact_exp(a) + exact_exp(b))
 
 
 def _logaddexp2(a, b):
@@ -120,7 +120,7 @@ def _logit(x, eps=None):
 
 
 def _scaled_bessel(nu):
-    return lambda x: _exp(-sp.Abs(x)) * sp.besseli(nu, x)
+    return lambda x: exact_exp(-sp.Abs(x)) * sp.besseli(nu, x)
 
 
 def _clip(x, lo=None, hi=None):
@@ -152,17 +152,17 @@ def _gelu_any(x, approximate="none"):
 def _softplus_beta(x, beta=1, threshold=20):
     """(1/β)·log(1 + e^(βx)): the function itself. torch's ``threshold`` (the identity above
     βx > threshold) is torch's approximation, not part of the meaning (cases/findings.yaml)."""
-    return sp.log(1 + _exp(beta * x)) / beta
+    return sp.log(1 + exact_exp(beta * x)) / beta
 
 
 def _elu_alpha(x, alpha=1):
-    return sp.Piecewise((x, x > 0), (alpha * (_exp(x) - 1), True))
+    return sp.Piecewise((x, x > 0), (alpha * (exact_exp(x) - 1), True))
 
 
 def _celu(x, alpha=1):
     if alpha == 0:
         raise ExpressionError("celu() alpha must not be 0")
-    return sp.Piecewise((x, x > 0), (alpha * (_exp(x / alpha) - 1), True))
+    return sp.Piecewise((x, x > 0), (alpha * (exact_exp(x / alpha) - 1), True))
 
 
 # torch's SELU constants, as the doubles its kernel uses (exact rationals of those doubles)
@@ -171,7 +171,7 @@ _SELU_SCALE = sp.Rational(*Fraction(1.0507009873554804934193349852946).as_intege
 
 
 def _selu(x):
-    return _SELU_SCALE * sp.Piecewise((x, x > 0), (_SELU_ALPHA * (_exp(x) - 1), True))
+    return _SELU_SCALE * sp.Piecewise((x, x > 0), (_SELU_ALPHA * (exact_exp(x) - 1), True))
 
 
 def _leaky(x, negative_slope=sp.Rational(1, 100)):
@@ -237,7 +237,7 @@ def _torch_prelu(x, w):
 
 
 def _torch_hypot(a, b):
-    return torch.hypot(*torch.broadcast_tensors(a, _t(b, a)))
+    return torch.hypot(*torch.broadcast_tensors(a, like_tensor(b, a)))
 
 
 def _special(points) -> str:
@@ -267,7 +267,7 @@ def _elem(name: str, sym: Callable, tfn: Callable, doc: str = "", family: str = 
 
 _MOVED = [
     # elementary
-    _elem("exp", _exp, torch.exp),
+    _elem("exp", exact_exp, torch.exp),
     _elem("log", sp.log, torch.log, special="0"),
     _elem("sqrt", sp.sqrt, torch.sqrt, special="0"),
     _elem("abs", sp.Abs, torch.abs, special="0"),
@@ -305,7 +305,7 @@ ROWS: list[Func] = [
     *_MOVED,
     # elementary
     _e("log1p", lambda x: sp.log(1 + x), torch.log1p, "elementary", "torch.log1p torch.special.log1p", "log(1+x)", ("-1",)),
-    _e("expm1", lambda x: _exp(x) - 1, torch.expm1, "elementary", "torch.expm1 torch.special.expm1", "e^x-1"),
+    _e("expm1", lambda x: exact_exp(x) - 1, torch.expm1, "elementary", "torch.expm1 torch.special.expm1", "e^x-1"),
     _e("log2", lambda x: sp.log(x) / sp.log(2), torch.log2, "elementary", "torch.log2", "log(x)/log(2)", ("0",)),
     _e("log10", lambda x: sp.log(x) / sp.log(10), torch.log10, "elementary", "torch.log10", "log(x)/log(10)", ("0",)),
     _e("exp2", lambda x: 2 ** x, torch.exp2, "elementary", "torch.exp2 torch.special.exp2", "2^x"),
@@ -320,16 +320,16 @@ ROWS: list[Func] = [
     _e("deg2rad", lambda x: x * sp.pi / 180, torch.deg2rad, "elementary", "torch.deg2rad", "x·π/180"),
     _e("rad2deg", lambda x: x * 180 / sp.pi, torch.rad2deg, "elementary", "torch.rad2deg", "x·180/π"),
     # binary
-    _b("atan2", sp.atan2, _pair(torch.atan2), "torch.atan2", "angle of (other, input)", ("input=0 and other<=0",)),
+    _b("atan2", sp.atan2, pairwise(torch.atan2), "torch.atan2", "angle of (other, input)", ("input=0 and other<=0",)),
     _b("hypot", lambda a, b: sp.sqrt(a ** 2 + b ** 2), _torch_hypot, "torch.hypot", "sqrt(a²+b²)", ("(0, 0)",)),
-    _b("logaddexp", _logaddexp, _pair(torch.logaddexp), "torch.logaddexp", "log(e^a+e^b)"),
-    _b("logaddexp2", _logaddexp2, _pair(torch.logaddexp2), "torch.logaddexp2", "log2(2^a+2^b)"),
-    _b("pow", _pow, _pair(torch.pow), "torch.pow", "a^b, tensor exponent", ("base 0",)),
-    _b("copysign", _copysign, _pair(torch.copysign), "torch.copysign", "|a| with the sign of b",
+    _b("logaddexp", _logaddexp, pairwise(torch.logaddexp), "torch.logaddexp", "log(e^a+e^b)"),
+    _b("logaddexp2", _logaddexp2, pairwise(torch.logaddexp2), "torch.logaddexp2", "log2(2^a+2^b)"),
+    _b("pow", _pow, pairwise(torch.pow), "torch.pow", "a^b, tensor exponent", ("base 0",)),
+    _b("copysign", _copysign, pairwise(torch.copysign), "torch.copysign", "|a| with the sign of b",
        ("input=0", "other=0")),
-    _b("xlogy", lambda a, b: a * sp.log(b), _pair(torch.xlogy), "torch.special.xlogy", "a·log(b)",
+    _b("xlogy", lambda a, b: a * sp.log(b), pairwise(torch.xlogy), "torch.special.xlogy", "a·log(b)",
        ("input=0",), family="special"),
-    _b("xlog1py", lambda a, b: a * sp.log(1 + b), _pair(torch.special.xlog1py), "torch.special.xlog1py",
+    _b("xlog1py", lambda a, b: a * sp.log(1 + b), pairwise(torch.special.xlog1py), "torch.special.xlog1py",
        "a·log(1+b)", ("input=0",), family="special"),
     Func("clamp", _kw_elem(_clamp), torch.clamp, doc="min(max(x, min), max)", family="binary",
          torch_names=("torch.clamp",), special="min, max",
@@ -356,7 +356,7 @@ ROWS: list[Func] = [
     _e("erfc", sp.erfc, torch.erfc, "special", "torch.erfc torch.special.erfc", "1-erf(x)"),
     _e("erfinv", sp.erfinv, torch.erfinv, "special", "torch.erfinv torch.special.erfinv", "inverse of erf",
        ("-1", "1")),
-    _e("erfcx", lambda x: _exp(x ** 2) * sp.erfc(x), torch.special.erfcx, "special", "torch.special.erfcx",
+    _e("erfcx", lambda x: exact_exp(x ** 2) * sp.erfc(x), torch.special.erfcx, "special", "torch.special.erfcx",
        "e^(x²)·erfc(x)", dtypes=F64_F32),
     _e("ndtr", _ndtr, torch.special.ndtr, "special", "torch.special.ndtr", "standard normal CDF"),
     _e("ndtri", lambda x: sp.sqrt(2) * sp.erfinv(2 * x - 1), torch.special.ndtri, "special",
@@ -392,7 +392,7 @@ ROWS: list[Func] = [
        (Opt("alpha", "number", 1.0, positional=True),)),
     _e("softsign", lambda x: x / (1 + sp.Abs(x)), F.softsign, "activation", "torch.nn.functional.softsign",
        "x/(1+|x|)", ("0",)),
-    _e("logsigmoid", lambda x: -sp.log(1 + _exp(-x)), F.logsigmoid, "activation",
+    _e("logsigmoid", lambda x: -sp.log(1 + exact_exp(-x)), F.logsigmoid, "activation",
        "torch.nn.functional.logsigmoid", "-log(1+e^-x)"),
     _e("tanhshrink", lambda x: x - sp.tanh(x), F.tanhshrink, "activation", "torch.nn.functional.tanhshrink",
        "x - tanh(x)"),
@@ -410,6 +410,6 @@ ROWS: list[Func] = [
     _e("rrelu", lambda x, lower=sp.Rational(1, 8), upper=sp.Rational(1, 3): _leaky(x, sp.sympify(lower + upper) / 2), _torch_rrelu, "activation",
        "torch.nn.functional.rrelu", "eval mode (training=False): leaky_relu with slope (lower+upper)/2", ("0",),
        (Opt("lower", "number", 1 / 8, positional=True), Opt("upper", "number", 1 / 3, positional=True))),
-    Func("softmin", lambda a, dim=-1: _math_softmax(arr(-a), dim), _torch_softmin, dim=True,
+    Func("softmin", lambda a, dim=-1: softmax_of(arr(-a), dim), _torch_softmin, dim=True,
          doc="softmax(-x)", family="activation", torch_names=("torch.nn.functional.softmin",)),
 ]

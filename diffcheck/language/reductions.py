@@ -17,7 +17,7 @@ import sympy as sp
 import torch
 
 from ..errors import ExpressionError
-from .library import Arr, Func, Opt, _exp, arr
+from .rows import Arr, Func, Opt, exact_exp, arr
 
 ALL = ("float64", "float32", "float16", "bfloat16")
 
@@ -78,8 +78,8 @@ def _size(a: Arr, dim: Any, name: str) -> int:
     return int(np.prod([a.shape[i] for i in axes(name, a, dim)]))
 
 
-def _logsumexp(xs: list) -> sp.Expr:
-    return sp.log(sp.Add(*[_exp(x) for x in xs]))
+def logsumexp_entries(xs: list) -> sp.Expr:
+    return sp.log(sp.Add(*[exact_exp(x) for x in xs]))
 
 
 # --- math meanings -----------------------------------------------------------------------
@@ -132,13 +132,13 @@ def _p_norm(p) -> Callable[[list], sp.Expr]:
     return lambda xs: sp.Add(*[sp.Abs(x) ** p for x in xs]) ** (1 / p)
 
 
-def _math_vector_norm(a, ord=2, dim=None, keepdim=False, name="vector_norm"):
+def vector_norm_of(a, ord=2, dim=None, keepdim=False, name="vector_norm"):
     if isinstance(ord, str):
         raise ExpressionError(f"{name}(): ord={ord!r} is a matrix norm (use matrix_norm)")
     return reduce(a, dim, keepdim, _p_norm(ord), name)
 
 
-def _math_matrix_norm(a, ord="fro", dim=(-2, -1), keepdim=False, name="matrix_norm"):
+def matrix_norm_of(a, ord="fro", dim=(-2, -1), keepdim=False, name="matrix_norm"):
     if a.ndim < 2:
         raise ExpressionError(f"{name}() needs a matrix, got shape {list(a.shape)}")
     if ord == "fro":
@@ -166,7 +166,7 @@ def _math_norm(a, p="fro", dim=None, keepdim=False):
     if p == "nuc":
         raise ExpressionError("norm(): p='nuc' needs the singular values, which the library does not "
                               "compute exactly")
-    return _math_vector_norm(a, p, dim, keepdim, "norm")
+    return vector_norm_of(a, p, dim, keepdim, "norm")
 
 
 def _math_max(a, dim=None, keepdim=False):
@@ -243,7 +243,7 @@ ROWS: list[Func] = [
          _torch_scan(torch.cumprod), options=(DIM1,), torch_names=("torch.cumprod",),
          dtypes=ALL, family="scans", doc="running product along dim (dim= required)",
          special="zeros: torch's backward divides by the entries except where one is 0"),
-    Func("logcumsumexp", lambda a, dim=None: scan(a, dim, _logsumexp, "logcumsumexp"),
+    Func("logcumsumexp", lambda a, dim=None: scan(a, dim, logsumexp_entries, "logcumsumexp"),
          _torch_scan(torch.logcumsumexp), options=(DIM1,), torch_names=("torch.logcumsumexp",),
          dtypes=ALL, family="scans",
          doc="log of the running sum of exp along dim (dim= required)"),
@@ -270,11 +270,11 @@ ROWS: list[Func] = [
          doc="torch.norm: p='fro' (default) or a vector p-norm (p a number, inf, -inf)",
          special="x = 0: the 2-norm's derivative is undefined (singular); p=1 and inf have kinks "
                  "at zero entries and ties"),
-    Func("vector_norm", _math_vector_norm, _torch_vector_norm, options=(ORD, DIMS, KEEP),
+    Func("vector_norm", vector_norm_of, _torch_vector_norm, options=(ORD, DIMS, KEEP),
          torch_names=("torch.linalg.vector_norm",), dtypes=ALL, family="reductions",
          doc="(Σ|x|^ord)^(1/ord); ord inf/-inf: max/min |x|",
          special="x = 0 (singular for ord > 1); kinks at zero entries (ord ≤ 1) and ties (inf)"),
-    Func("matrix_norm", _math_matrix_norm, _torch_matrix_norm,
+    Func("matrix_norm", matrix_norm_of, _torch_matrix_norm,
          options=(MORD, Opt("dim", "ints", (-2, -1)), KEEP), torch_names=("torch.linalg.matrix_norm",),
          dtypes=ALL, family="linear algebra",
          doc="ord 'fro', 1, -1, inf, -inf ('nuc', 2, -2 need singular values: refused)",

@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import ExpressionError
-from . import MAX_DEPTH, MAX_NODES, _suggest, parse_python
+from . import MAX_DEPTH, MAX_NODES, suggest, parse_python
 from . import torch_names as tn
 
 TorchFn = Callable[[Mapping[str, Any]], Any]
@@ -314,13 +314,13 @@ class _TorchCompiler:
         if isinstance(node, ast.BinOp):
             return self.binop(node, depth)
         if isinstance(node, ast.Compare):
-            from . import _TORCH_CMPOPS, CMPOPS
+            from . import TORCH_CMPOPS, CMPOPS
             if len(node.ops) != 1:
                 raise ExpressionError("write one comparison at a time (a < b, not a < b < c)", pos,
                                       "combine two with `torch.logical_and`")
             if type(node.ops[0]) not in CMPOPS:
                 raise ExpressionError("only the comparisons == != < <= > >= are allowed", pos)
-            op = _TORCH_CMPOPS[CMPOPS[type(node.ops[0])]]
+            op = TORCH_CMPOPS[CMPOPS[type(node.ops[0])]]
             left, right = self.value(node.left, depth + 1), self.value(node.comparators[0], depth + 1)
             return _val(lambda env: op(left(env), right(env)))
         if isinstance(node, (ast.Tuple, ast.List)):
@@ -339,23 +339,23 @@ class _TorchCompiler:
             return self.call(node, depth, pos)
         if isinstance(node, ast.Starred):
             raise ExpressionError("'*' arguments are not allowed", pos)
-        raise ExpressionError(f"{_describe(node)} is not allowed in a torch expression", pos)
+        raise ExpressionError(f"{describe(node)} is not allowed in a torch expression", pos)
 
     def binop(self, node: ast.BinOp, depth: int) -> _Static:
-        from . import _BINOPS, _OP_TEXT, _TORCH_BINOPS
+        from . import BINOPS, OP_TEXT, TORCH_BINOPS
         # a chain a + b + c + ... is read along its left spine without recursion: its length
         # is bounded by the number of parts, not by the nesting limit
         spine: list[ast.BinOp] = []
         cur: ast.AST = node
         while isinstance(cur, ast.BinOp):
-            if type(cur.op) not in _BINOPS:
-                op = _OP_TEXT.get(type(cur.op), type(cur.op).__name__)
+            if type(cur.op) not in BINOPS:
+                op = OP_TEXT.get(type(cur.op), type(cur.op).__name__)
                 raise ExpressionError(f"the operator {op!r} is not allowed", self.pos(cur))
             spine.append(cur)
             cur = cur.left
             self.nodes += 1
         first = self.value(cur, depth + 1)
-        steps = [(_power if isinstance(b.op, ast.Pow) else _TORCH_BINOPS[_BINOPS[type(b.op)]],
+        steps = [(_power if isinstance(b.op, ast.Pow) else TORCH_BINOPS[BINOPS[type(b.op)]],
                   self.value(b.right, depth + 1)) for b in reversed(spine)]
 
         def chain(env):
@@ -382,7 +382,7 @@ class _TorchCompiler:
             except ExpressionError as err:
                 raise ExpressionError(f"import {name!r}: {err.message}", pos, err.hint) from None
             return _Static("import", name, obj)
-        hint = _suggest(name, list(self.names) + list(self.imports) + ["torch", "F"])
+        hint = suggest(name, list(self.names) + list(self.imports) + ["torch", "F"])
         if hint is None and f"torch.{name}" in self.allowed:
             hint = f"write torch.{name}"
         raise ExpressionError(f"unknown name {name!r} in torch expression", pos, hint)
@@ -441,7 +441,7 @@ class _TorchCompiler:
         elsewhere = [f"{ns}.{attr}" for ns in ("torch", "torch.nn.functional", "torch.special", "torch.linalg")
                      if f"{ns}.{attr}" in self.allowed and f"{ns}.{attr}" != path]
         hint = (f"use {elsewhere[0].replace('torch.nn.functional.', 'F.')}" if elsewhere
-                else _suggest(attr, choices))
+                else suggest(attr, choices))
         if hint is None and attr in tn.METHODS:
             hint = f"use the tensor method x.{attr}(...)"
         if owner is not None and not hasattr(owner, attr):
@@ -458,7 +458,7 @@ class _TorchCompiler:
             return _val(prop)
         if attr in tn.RESULT_FIELDS:
             return _val(_result_field(base, attr))
-        hint = _suggest(attr, list(tn.METHODS) + list(tn.PROPERTIES))
+        hint = suggest(attr, list(tn.METHODS) + list(tn.PROPERTIES))
         if f"torch.{attr}" in self.allowed:
             hint = f"use torch.{attr}(x)"
         elif f"torch.nn.functional.{attr}" in self.allowed:
@@ -543,7 +543,7 @@ class _TorchCompiler:
                 if choices:
                     raise ExpressionError(f"`{kw.arg}=` takes one of {', '.join(map(repr, choices))}, not "
                                           f"{_short(node.value)}", self.pos(node),
-                                          _suggest(node.value, choices))
+                                          suggest(node.value, choices))
                 raise ExpressionError(f"the text {_short(node.value)} is not allowed as `{kw.arg}=`",
                                       self.pos(node), "text is allowed only as the value of a keyword "
                                       "that takes one, such as reduction='sum'")
@@ -558,7 +558,7 @@ class _TorchCompiler:
         for kw in node.keywords:
             if kw.arg not in signature.names():
                 raise ExpressionError(f"{text}() has no keyword {kw.arg!r}; its signature is {shown}",
-                                      self.pos(kw), _suggest(kw.arg, sorted(signature.names())))
+                                      self.pos(kw), suggest(kw.arg, sorted(signature.names())))
         if len(set(given)) != len(given):
             raise ExpressionError(f"{text}() got a keyword twice", pos)
         problems = [_fit(p, len(node.args), given) for p in signature.overloads]
@@ -624,6 +624,6 @@ def _short(text: str, limit: int = 40) -> str:
     return repr(text if len(text) <= limit else text[:limit] + "…")
 
 
-def _describe(node: ast.AST) -> str:
-    from . import _describe as describe
+def describe(node: ast.AST) -> str:
+    from . import describe as describe
     return describe(node)

@@ -21,7 +21,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
-from .. import __version__
+from ..version import __version__
 from ..autograd import dynamo_references
 from ..case import Case
 from ..environment import versions

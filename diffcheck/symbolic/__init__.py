@@ -273,7 +273,7 @@ def compile_case(case: Case) -> CompiledCase:
             trees[key] = tree
             value = to_math(tree, env)
         except ExpressionError as err:
-            raise _placed(err, case, key) from None
+            raise placed(err, case, key) from None
         except RecursionError:
             raise CaseFileError(f"`{key}` of case {case.name!r} is too deeply nested to read", case.where(key),
                                 "split it into `let` steps", case=case.name) from None
@@ -299,7 +299,7 @@ def compile_case(case: Case) -> CompiledCase:
         try:
             torch_output = compile_torch(case.torch, names, case.imports, case.allow_imports)
         except ExpressionError as err:
-            raise _placed(err, case, "torch") from None
+            raise placed(err, case, "torch") from None
     else:
         torch_output = to_torch(trees["expr"])
 
@@ -324,7 +324,7 @@ def _check_imports(case: Case) -> None:
             raise CaseFileError(f"`imports.{name}`: {err.message}", where, err.hint, case=case.name) from None
 
 
-def _placed(err: ExpressionError, case: Case, key: str) -> CaseFileError:
+def placed(err: ExpressionError, case: Case, key: str) -> CaseFileError:
     loc = case.where(key)
     return CaseFileError(f"in `{key}` of case {case.name!r}: {err.message}",
                          loc.shifted(err.offset) if loc.line > 0 else loc, err.hint, case=case.name)

@@ -138,7 +138,7 @@ def environment_key(symengine: bool) -> str:
     if _environment is None:
         import sympy
 
-        from .. import __version__
+        from ..version import __version__
         try:
             import symengine
             se_version = symengine.__version__
