@@ -362,6 +362,9 @@ class PlainStream:
                           point_ratio=self.point_ratio)
 
 
+# Long on purpose (about 90 lines): the policy's one vectorised pass, which classes every entry
+# (pass, kink, overflow, undefined, singular, unstable, fail) in an order the classes depend on;
+# split, each piece would recompute the masks the next one reads.
 def compare_rows(reference: np.ndarray, kinds: np.ndarray, got: np.ndarray, dtype: str,
                  override: Tolerance | None = None, intervals: np.ndarray | None = None,
                  scale_floor: float = 0.0, extra: np.ndarray | None = None) -> Comparison:

@@ -465,6 +465,8 @@ def _near_boundary(ctx: _Context, args: lim.BranchArguments) -> tuple[np.ndarray
     return near, exact
 
 
+# Long on purpose (about 70 lines): one pass over the entries that need a limit (undefined,
+# infinite, on or near a branch boundary), grouping them by point for the limit evaluator.
 def _find_special(ctx: _Context, target: Target, ref: _Reference) -> _Special:
     out = _Special()
     p, n = ref.values.shape

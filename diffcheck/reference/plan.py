@@ -51,6 +51,8 @@ class Plan:
     nodes: tuple[list, list, list]  # the rewritten (ops, args, data) the groups index
 
 
+# Long on purpose (about 70 lines): the levelling, grouping and liveness passes share the arrays
+# they build, in one loop over the program.
 def plan(program: Program, rewrite: bool = True) -> Plan:
     """The program arranged for vectorized evaluation; ``rewrite=False`` keeps every node as
     written (no log1p/expm1/sech² forms): its error bounds are then those of evaluating the

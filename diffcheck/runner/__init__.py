@@ -89,6 +89,8 @@ def list_cases(paths: Sequence[str], keyword: str | None = None) -> tuple[list[C
     return cases, errors
 
 
+# Long on purpose (about 60 lines, mostly the docstring): load, select, run in workers or in
+# process, and keep what finished when interrupted.
 def run(paths: Sequence[str], options: RunOptions | None = None,
         progress: Callable[[CaseReport], None] | None = None) -> RunReport:
     """Load every case under ``paths``, check them, and return the whole run.

@@ -247,6 +247,8 @@ def _const_array(value: Any) -> np.ndarray:
     return np.asarray(value, dtype=np.float64)
 
 
+# Long on purpose (about 60 lines): every key of a case read in order (constants, let, expr,
+# torch), each error placed at its key.
 def compile_case(case: Case) -> CompiledCase:
     """Parse and read every expression of ``case``; raise CaseFileError on any problem."""
     var_symbols = {v.name: symbols_for(v.name, v.shape) for v in case.variables}

@@ -211,6 +211,8 @@ def _walk(roots: Iterable[Any], children, convert) -> list[int]:
     return out
 
 
+# Long on purpose (about 75 lines): one walk of the SymPy tree; its inner `convert` maps each
+# SymPy class to an op through the op table (symbolic/ops.py) with the irregular classes inline.
 def from_sympy(exprs: Iterable[sp.Basic], symbols: Sequence[sp.Symbol]) -> Program:
     """The Program of SymPy expressions of ``symbols`` (input column = position)."""
     b = _Builder(symbols)
