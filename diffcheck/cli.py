@@ -29,10 +29,14 @@ from . import runner
 from .case import DTYPES
 from .errors import MissingDependency
 from .runner.keyword import KeywordError, compile_keyword
+from .baseline import DEFAULT_FACTOR, RATIO_FLOOR, diff_runs, read_run, render_diff
+from .report import STDOUT, append_text, write_text
+from .report.ci import github_annotations, github_step_summary_path, junit_xml, step_summary
 from .report.console import render_console
 from .report.jsonout import write_json
 from .report.markdown import write_markdown
-from .results import CaseReport, RunReport
+from .results import EXIT_INVALID, CaseReport, RunReport, merge_reports
+from .runner.shard import parse_shard
 
 #: frames of an unexpected exception's traceback shown on stderr
 TRACEBACK_FRAMES = 5
@@ -78,10 +82,70 @@ def _check_jobs(ctx: click.Context, param: click.Parameter, value: str | int) ->
 auto_jobs = runner.auto_jobs  # -j auto: the runner's policy (diffcheck.runner.limits)
 
 
-def _stdout_console() -> Console:
-    # Logs (CI) get a fixed, wide table instead of rich's 80 columns; COLUMNS still wins.
-    wide = not sys.stdout.isatty() and "COLUMNS" not in os.environ
-    return Console(width=160 if wide else None, highlight=False)
+def _stdout_console(to_stderr: bool = False) -> Console:
+    """The console report's console: stdout, or stderr when stdout carries a file (``--json -``).
+    Logs (CI) get a fixed, wide table instead of rich's 80 columns; COLUMNS still wins."""
+    stream = sys.stderr if to_stderr else sys.stdout
+    wide = not stream.isatty() and "COLUMNS" not in os.environ
+    return Console(width=160 if wide else None, highlight=False, stderr=to_stderr)
+
+
+def _check_shard(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[int, int] | None:
+    if value is None:
+        return None
+    try:
+        return parse_shard(value)
+    except ValueError as err:
+        raise click.BadParameter(str(err)) from None
+
+
+def _one_stdout(*files: str | None) -> None:
+    if sum(f == STDOUT for f in files) > 1:
+        raise click.UsageError("only one output can go to stdout ('-')")
+
+
+def _read_run_or_exit(path: str) -> RunReport:
+    """A run's JSON, or exit 2 with the reason (a usage error, like a bad case file)."""
+    try:
+        return read_run(path)
+    except ValueError as err:
+        click.echo(f"error: {err}", err=True)
+        raise SystemExit(EXIT_INVALID) from None
+
+
+def _write_outputs(report: RunReport, console: Console, errors_console: Console, verbosity: int,
+                   report_dir: str | None, json_file: str | None, junit_file: str | None,
+                   output_format: str) -> None:
+    """Every output a run or a merge asked for. One broken writer does not cost the others:
+    it becomes an internal error (exit 3) and the rest are still written."""
+    outputs: list[tuple[str, Callable[[], object]]] = []
+    if output_format == "github":
+        outputs.append(("GitHub annotations", lambda: _print_raw(console, github_annotations(report))))
+    outputs.append(("console report", lambda: render_console(report, console, verbosity, errors_console)))
+    if report.baseline is not None:
+        outputs.append(("baseline comparison", lambda: render_diff(report.baseline, console)))
+    if report_dir is not None:
+        outputs.append((f"Markdown report {report_dir}", lambda: write_markdown(report, report_dir)))
+    if json_file is not None:
+        outputs.append((f"JSON file {json_file}", lambda: write_json(report, json_file)))
+    if junit_file is not None:
+        outputs.append((f"JUnit XML file {junit_file}", lambda: write_text(junit_file, junit_xml(report))))
+    summary_file = github_step_summary_path()
+    if summary_file:
+        outputs.append(("GitHub step summary", lambda: append_text(summary_file, step_summary(report))))
+    for what, produce in outputs:
+        try:
+            produce()
+        except Exception:  # one broken writer must not cost the others
+            message = f"writing the {what} failed:\n{_short_traceback()}"
+            report.internal_errors.append(message)
+            errors_console.print("internal error: " + message, markup=False, soft_wrap=True)
+
+
+def _print_raw(console: Console, text: str) -> None:
+    """Lines that must reach the log byte for byte (workflow commands): no wrapping, no markup."""
+    console.file.write(text)
+    console.file.flush()
 
 
 @contextmanager
@@ -126,12 +190,16 @@ def _short_traceback() -> str:
 
 def _crash_report(cases: list[CaseReport], seed: int | None, started: float) -> RunReport:
     """What a run that raised had produced: the cases finished so far and the traceback."""
+    try:
+        versions = runner.versions()
+    except Exception:  # torch or sympy itself is what broke
+        versions = {"diffcheck": __version__, "python": platform.python_version()}
     return RunReport(
         results=[r for case in cases for r in case.results],
         cases=list(cases),
         internal_errors=[_short_traceback()],
         seed=seed,
-        versions={"diffcheck": __version__, "python": platform.python_version()},
+        versions=versions,
         seconds=time.perf_counter() - started,
     )
 
@@ -186,7 +254,22 @@ def _with_examples(paths: tuple[str, ...], examples: bool) -> list[str]:
 @click.option("--report", "report_dir", type=click.Path(file_okay=False), metavar="DIR",
               help="Write a Markdown report to DIR/index.md.")
 @click.option("--json", "json_file", type=click.Path(dir_okay=False),
-              help="Write the results as JSON to FILE.")
+              help="Write the results as JSON to FILE ('-': stdout, the console then goes to stderr).")
+@click.option("--junit-xml", "junit_file", type=click.Path(dir_okay=False), metavar="FILE",
+              help="Write JUnit XML to FILE for CI servers: one testcase per case ('-': stdout).")
+@click.option("--format", "output_format", type=click.Choice(["console", "github"]), default="console",
+              show_default=True,
+              help="github: also print a GitHub Actions ::error annotation on the line of each failing "
+                   "case and each case-file error.")
+@click.option("--baseline", "baseline_file", type=click.Path(exists=True, dir_okay=False), metavar="OLD.json",
+              help="Compare with an earlier run's JSON: a case that got worse, appeared or disappeared, "
+                   "or whose error ÷ allowed grew, fails the run (exit 1).")
+@click.option("--ratio-factor", type=click.FloatRange(min=1.0), default=DEFAULT_FACTOR, show_default=True,
+              metavar="F", help="With --baseline or compare: an error ÷ allowed that grows more than F times "
+                                f"(to at least {RATIO_FLOOR}) is a regression.")
+@click.option("--shard", "shard", callback=_check_shard, metavar="K/N",
+              help="Check only shard K of N (a stable split of the cases by file and name, for a CI "
+                   "matrix); join the shards' JSON with `diffcheck merge`.")
 @click.option("-x", "--fail-fast", is_flag=True, help="Stop at the first failing case.")
 @click.option("-v", "--verbose", count=True, help="Say more (repeatable).")
 @click.option("-q", "--quiet", count=True, help="Show only failures and the summary.")
@@ -207,18 +290,21 @@ def _with_examples(paths: tuple[str, ...], examples: bool) -> list[str]:
 @click.pass_context
 def run(ctx: click.Context, paths: tuple[str, ...] | list[str], examples: bool, keyword: str | None,
         dtypes: tuple[str, ...], seed: int | None, report_dir: str | None,
-        json_file: str | None, fail_fast: bool, verbose: int, quiet: int, device: str,
-        search: bool, jobs: int | str, in_process: bool, no_cache: bool,
+        json_file: str | None, junit_file: str | None, output_format: str, baseline_file: str | None,
+        ratio_factor: float, shard: tuple[int, int] | None, fail_fast: bool, verbose: int, quiet: int,
+        device: str, search: bool, jobs: int | str, in_process: bool, no_cache: bool,
         allow_imports: bool | None) -> None:
     """Check the cases in PATH... (YAML files, or folders searched for them)."""
     verbosity = max(-1, verbose - quiet)
     paths = _with_examples(paths, examples)
+    _one_stdout(json_file, junit_file)
+    baseline = _read_run_or_exit(baseline_file) if baseline_file else None
     options = runner.RunOptions(
         keyword=keyword, dtypes=dtypes, seed=seed, fail_fast=fail_fast, verbose=verbosity,
         device=device, search=search, jobs=jobs, in_process=in_process, cache=not no_cache,
-        allow_imports=True if allow_imports else None,
+        allow_imports=True if allow_imports else None, shard=shard,
     )
-    console = _stdout_console()
+    console = _stdout_console(to_stderr=STDOUT in (json_file, junit_file))
     errors_console = Console(stderr=True, highlight=False)
     finished: list[CaseReport] = []
     started = time.perf_counter()
@@ -238,20 +324,10 @@ def run(ctx: click.Context, paths: tuple[str, ...] | list[str], examples: bool, 
         errors_console.print(f"interrupted: {len(report.cases)} cases checked, {len(report.not_run)} not run",
                              markup=False)
 
-    outputs = [("console report",
-                lambda: render_console(report, console, verbosity, errors_console))]
-    if report_dir is not None:
-        outputs.append((f"Markdown report {report_dir}",
-                        lambda: write_markdown(report, report_dir)))
-    if json_file is not None:
-        outputs.append((f"JSON file {json_file}", lambda: write_json(report, json_file)))
-    for what, produce in outputs:
-        try:
-            produce()
-        except Exception:  # one broken writer must not cost the others
-            message = f"writing the {what} failed:\n{_short_traceback()}"
-            report.internal_errors.append(message)
-            errors_console.print("internal error: " + message, markup=False, soft_wrap=True)
+    if baseline is not None:
+        report.baseline = diff_runs(baseline, report, ratio_factor)
+    _write_outputs(report, console, errors_console, verbosity, report_dir, json_file, junit_file,
+                   output_format)
     ctx.exit(report.exit_code)
 
 
@@ -323,3 +399,53 @@ def init(directory: str, force: bool) -> None:
         (target / name).write_bytes((source / name).read_bytes())
     click.echo(f"wrote {len(names)} case files to {directory}; run them with: "
                f"diffcheck run {directory}")
+
+
+@main.command()
+@click.argument("old", type=click.Path(exists=True, dir_okay=False), metavar="OLD.json")
+@click.argument("new", type=click.Path(exists=True, dir_okay=False), metavar="NEW.json")
+@click.option("--ratio-factor", type=click.FloatRange(min=1.0), default=DEFAULT_FACTOR, show_default=True,
+              metavar="F", help="An error ÷ allowed that grows more than F times (to at least "
+                                f"{RATIO_FLOOR}) is a regression.")
+@click.pass_context
+def compare(ctx: click.Context, old: str, new: str, ratio_factor: float) -> None:
+    """What changed from the run OLD.json to the run NEW.json (both written by --json).
+
+    A result regresses when its status gets worse, when it appears or disappears, or when its
+    error ÷ allowed grows more than --ratio-factor times. Exit 1 on a regression, 0 otherwise,
+    2 when a file is not a diffcheck JSON report."""
+    diff = diff_runs(_read_run_or_exit(old), _read_run_or_exit(new), ratio_factor)
+    render_diff(diff, _stdout_console())
+    ctx.exit(diff.exit_code)
+
+
+@main.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False),
+                metavar="SHARD.json...")
+@click.option("--report", "report_dir", type=click.Path(file_okay=False), metavar="DIR",
+              help="Write the Markdown report of the whole run to DIR/index.md.")
+@click.option("--json", "json_file", type=click.Path(dir_okay=False),
+              help="Write the merged results as JSON to FILE ('-': stdout).")
+@click.option("--junit-xml", "junit_file", type=click.Path(dir_okay=False), metavar="FILE",
+              help="Write JUnit XML of the whole run to FILE ('-': stdout).")
+@click.option("--format", "output_format", type=click.Choice(["console", "github"]), default="console",
+              show_default=True, help="github: also print GitHub Actions ::error annotations.")
+@click.option("-v", "--verbose", count=True, help="Say more (repeatable).")
+@click.option("-q", "--quiet", count=True, help="Show only failures and the summary.")
+@click.pass_context
+def merge(ctx: click.Context, files: tuple[str, ...], report_dir: str | None, json_file: str | None,
+          junit_file: str | None, output_format: str, verbose: int, quiet: int) -> None:
+    """Join the JSON files of the shards of one suite (run --shard K/N) into one run: one
+    console report, one Markdown report, one JSON and one exit code, as a single run gives."""
+    _one_stdout(json_file, junit_file)
+    runs = [_read_run_or_exit(f) for f in files]
+    report = merge_reports(runs)
+    errors_console = Console(stderr=True, highlight=False)
+    versions = {tuple(sorted(r.versions.items())) for r in runs}
+    if len(versions) > 1:
+        errors_console.print("warning: the shards ran with different versions; the first one's are kept",
+                             markup=False)
+    console = _stdout_console(to_stderr=STDOUT in (json_file, junit_file))
+    _write_outputs(report, console, errors_console, max(-1, verbose - quiet), report_dir, json_file,
+                   junit_file, output_format)
+    ctx.exit(report.exit_code)

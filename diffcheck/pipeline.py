@@ -129,9 +129,7 @@ def check_part(case: Case, part: str | None, options: CheckOptions,
     derivative). xfail and expected refusals are applied by :func:`finish_case`."""
     start = time.perf_counter()
     compiled = compiled or prepare(case, options.cache)
-    report = CaseReport(name=case.name, file=case.file, line=case.location.line, description=case.description,
-                        expr=case.expr,
-                        xfail=case.xfail)
+    report = CaseReport.for_case(case, options.seed)
     if part is None:
         report.expr_latex = latex_of(compiled.output, case.expr)
         report.derivatives_latex = derivative_latex(compiled)

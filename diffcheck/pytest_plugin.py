@@ -30,7 +30,6 @@ from __future__ import annotations
 import base64
 import dataclasses
 import fnmatch
-import io
 import os
 import pickle
 from pathlib import Path
@@ -219,13 +218,8 @@ class CaseItem(pytest.Item):
             raise CaseFailed(self._render(report))
 
     def _render(self, case_report) -> str:
-        from rich.console import Console
-
-        from .report.console import render_console
-        run = RunReport(results=case_report.results, cases=[case_report], seconds=case_report.seconds)
-        out = io.StringIO()
-        render_console(run, Console(file=out, width=160, color_system=None), verbosity=-1)
-        return out.getvalue()
+        from .report.console import failure_text
+        return failure_text(case_report, width=160)
 
     def _headline(self) -> str:
         report = self.case_report

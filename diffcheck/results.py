@@ -18,10 +18,22 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass, field
-from enum import StrEnum
+from enum import Enum
 from typing import Any, Iterable, Mapping
 
-from .errors import CaseFileError
+try:
+    from enum import StrEnum
+except ImportError:  # Python 3.10
+    class StrEnum(str, Enum):  # type: ignore[no-redef]
+        """The members are their values as plain strings (``str()``, f-strings, JSON)."""
+
+        def __str__(self) -> str:
+            return str(self.value)
+
+        def __format__(self, spec: str) -> str:
+            return format(str(self.value), spec)
+
+from .errors import CaseFileError, Location
 
 
 class Status(StrEnum):
@@ -458,6 +470,48 @@ class CaseReport:
     def status(self) -> Status:
         return case_status(self.results)
 
+    @classmethod
+    def for_case(cls, case: Any, seed: int | None = None, **fields: Any) -> CaseReport:
+        """An empty report of ``case`` (a :class:`diffcheck.case.Case`); ``seed`` is the run's
+        ``--seed``, which overrides the case's own."""
+        location = getattr(case, "location", None)
+        return cls(name=case.name, file=case.file, description=case.description, expr=case.expr,
+                   xfail=case.xfail, line=location.line if location is not None and location.line > 0 else None,
+                   seed=case.seed if seed is None else seed, **fields)
+
+    @property
+    def where(self) -> str:
+        """``file:line`` of the case (just the file when the line is not known)."""
+        return f"{self.file}:{self.line}" if self.line else self.file
+
+    @property
+    def worst_ratio(self) -> float | None:
+        """The largest error ÷ allowed of its compared results."""
+        ratios = [r.ratio for r in self.results if r.compared and r.ratio is not None]
+        return max(ratios) if ratios else None
+
+    def summary(self) -> dict:
+        """The per-case summary of the JSON (``"cases"``): everything but the results, which
+        are listed once, under ``"results"``."""
+        counts: dict[str, int] = {}
+        for r in self.results:
+            counts[str(r.status)] = counts.get(str(r.status), 0) + 1
+        return _clean({
+            "name": self.name, "file": self.file, "line": self.line, "status": str(self.status),
+            "results": len(self.results), "counts": counts, "worst_ratio": self.worst_ratio,
+            "seed": self.seed, "xfail": self.xfail, "description": self.description, "expr": self.expr,
+            "expr_latex": self.expr_latex, "derivatives_latex": [list(d) for d in self.derivatives_latex],
+            "seconds": self.seconds,
+        })
+
+    @classmethod
+    def from_summary(cls, d: Mapping[str, Any], results: list[Result]) -> CaseReport:
+        return cls(name=d["name"], file=d["file"], description=d.get("description"), expr=d.get("expr"),
+                   expr_latex=d.get("expr_latex"),
+                   derivatives_latex=[tuple(x) for x in d.get("derivatives_latex") or []],
+                   results=results, xfail=d.get("xfail"), seconds=d.get("seconds", 0.0), line=d.get("line"),
+                   seed=d.get("seed"))
+
 
 def case_status(results: Iterable[Result]) -> Status:
     """The verdict of a case from its results: fail if any failed, else xfail if any is an
@@ -485,13 +539,15 @@ class RunReport:
     interrupted: bool = False
     #: the names of the cases not checked because the run was interrupted
     not_run: list[str] = field(default_factory=list)
+    shard: str | None = None             # "K/N" when this run checked one shard of the cases
+    baseline: Any = None                 # a diffcheck.baseline.BaselineDiff (run --baseline)
 
     @property
     def exit_code(self) -> int:
-        """0 every case passed (xfail cases failed as expected); 1 a case failed;
-        2 an invalid case file; 3 an internal error; 5 no case found; 130 the run was
-        interrupted (Ctrl-C, SIGTERM). When several apply, the highest-priority one wins:
-        130, then 3, then 2, then 1."""
+        """0 every case passed (xfail cases failed as expected); 1 a case failed, or a case
+        regressed against the baseline; 2 an invalid case file; 3 an internal error; 5 no case
+        found; 130 the run was interrupted (Ctrl-C, SIGTERM). When several apply, the
+        highest-priority one wins: 130, then 3, then 2, then 1."""
         if self.interrupted:
             return EXIT_INTERRUPTED
         if self.internal_errors:
@@ -499,6 +555,8 @@ class RunReport:
         if self.errors:
             return EXIT_INVALID
         if any(r.failed for r in self.results):
+            return EXIT_FAILED
+        if self.baseline is not None and self.baseline.regressions:
             return EXIT_FAILED
         if not self.cases:
             return EXIT_NO_CASES
@@ -510,15 +568,74 @@ class RunReport:
             out[str(r.status)] = out.get(str(r.status), 0) + 1
         return out
 
+    @property
+    def seeds(self) -> list[int]:
+        """The seeds the cases' random points were drawn with (each case's own, or --seed)."""
+        return sorted({c.seed for c in self.cases if c.seed is not None})
+
     def to_dict(self) -> dict:
-        return _clean({
+        d = {
             "version": 1,
             "seed": self.seed,
+            "seeds": self.seeds,
             "versions": self.versions,
             "exit_code": self.exit_code,
             "counts": self.counts(),
+            "cases": [c.summary() for c in self.cases],
             "results": [r.to_dict() for r in self.results],
             "errors": [e.to_dict() for e in self.errors],
             "internal_errors": list(self.internal_errors),
+            "seconds": self.seconds,
             **({"interrupted": True, "not_run": list(self.not_run)} if self.interrupted else {}),
-        })
+        }
+        if self.shard is not None:
+            d["shard"] = self.shard
+        return _clean(d)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> RunReport:
+        """A run read back from its JSON (``diffcheck compare`` and ``merge`` read runs so).
+        Raises ValueError when ``d`` is not a diffcheck JSON report."""
+        if not isinstance(d, Mapping) or d.get("version") != 1 or not isinstance(d.get("results"), list):
+            raise ValueError("not a diffcheck JSON report (expected {\"version\": 1, \"results\": [...]})")
+        results = [Result.from_dict(r) for r in d["results"]]
+        by_case: dict[tuple[str, str], list[Result]] = {}
+        for r in results:
+            by_case.setdefault((r.file, r.case), []).append(r)
+        summaries = d.get("cases")
+        if summaries is None:  # a report written before the per-case summary: one case per name
+            summaries = [{"name": name, "file": file} for file, name in by_case]
+        cases = [CaseReport.from_summary(c, by_case.get((c["file"], c["name"]), [])) for c in summaries]
+        errors = []
+        for e in d.get("errors") or []:
+            where = Location(e["file"], e.get("line") or 0, e.get("column") or 0) if e.get("file") else None
+            errors.append(CaseFileError(e["message"], where, e.get("hint"), case=e.get("case")))
+        return cls(results=results, cases=cases, errors=errors, internal_errors=list(d.get("internal_errors") or []),
+                   seed=d.get("seed"), versions=dict(d.get("versions") or {}), seconds=d.get("seconds", 0.0),
+                   interrupted=bool(d.get("interrupted")), not_run=list(d.get("not_run") or []),
+                   shard=d.get("shard"))
+
+
+def merge_reports(reports: Iterable[RunReport]) -> RunReport:
+    """Runs of shards of one suite joined into the run of the whole suite: cases in the order a
+    single run lists them (files sorted, then by line), each case-file error once. The
+    versions are the first run's; the seconds those of the longest (the shards ran side by
+    side)."""
+    reports = list(reports)
+    cases = [c for r in reports for c in r.cases]
+    order = {id(c): i for i, c in enumerate(cases)}
+    cases.sort(key=lambda c: (c.file, c.line or 0, order[id(c)]))
+    errors, seen = [], set()
+    for r in reports:
+        for e in r.errors:
+            key = (str(e.location), e.message, e.hint, e.case)
+            if key not in seen:
+                seen.add(key)
+                errors.append(e)
+    errors.sort(key=lambda e: (e.location.file, e.location.line, e.location.column) if e.location else ("", 0, 0))
+    return RunReport(
+        results=[res for c in cases for res in c.results], cases=cases, errors=errors,
+        internal_errors=[e for r in reports for e in r.internal_errors],
+        seed=reports[0].seed if reports else None, versions=dict(reports[0].versions) if reports else {},
+        seconds=max((r.seconds for r in reports), default=0.0),
+        interrupted=any(r.interrupted for r in reports), not_run=[n for r in reports for n in r.not_run])

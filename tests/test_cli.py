@@ -38,6 +38,7 @@ class FakeRunOptions:
     in_process: bool = False
     cache: bool = True
     allow_imports: bool | None = None
+    shard: tuple[int, int] | None = None
 
 
 @dataclass

@@ -55,7 +55,7 @@ def test_invalid_file_next_to_valid_one(tmp_path):
     assert result.exit_code == 2
     assert "b_bad.yaml:2:1" in result.output
     assert "did you mean 'variables'" in result.output
-    assert "good.sigmoid" in result.output
+    assert "a_good.yaml  1 case ." in result.output  # its verdict line
     data = json.loads(out_json.read_text())
     assert {r["case"] for r in data["results"]} == {"good.sigmoid"}
     assert all(r["status"] == "pass" for r in data["results"])

@@ -43,7 +43,7 @@ def test_collects_cases_and_reports_failures(pytester, monkeypatch):
     _cases_folder(pytester, good=GOOD, broken=BROKEN, bad=BAD)
     result = pytester.runpytest("--diffcheck", "cases", "-p", "no:cacheprovider", "-rfE")
     result.assert_outcomes(passed=1, failed=2, xfailed=1)
-    result.stdout.fnmatch_lines(["*FAIL broken.silu*", "*worst point: x=*"])
+    result.stdout.fnmatch_lines(["*FAIL broken.silu*", "*worst point  x=*"])
     result.stdout.fnmatch_lines(["*cases/bad.yaml:3:*invalid syntax*"])
     # the short summary: relative node ids, and the first failure's one-line message
     result.stdout.fnmatch_lines([

@@ -9,6 +9,11 @@ number or a point reads the same in the terminal and in the Markdown report.
 from __future__ import annotations
 
 import math
+import os
+import re
+import sys
+import tempfile
+from pathlib import Path
 from typing import Any, Iterable
 
 from ..results import (
@@ -58,9 +63,11 @@ def format_exact(x: float | int | None) -> str:
 
 
 def format_value(value: Any) -> str:
-    """A number, a nested list of numbers, a mapping or text, compactly and deterministically."""
+    """A number, a nested list of numbers, a mapping or text, compactly and deterministically.
+    A mapping's keys are sorted: a report read back from JSON (``diffcheck merge``), where
+    keys are sorted, reads the same as the run that wrote it."""
     if isinstance(value, dict):
-        return ", ".join(f"{k}={format_value(v)}" for k, v in value.items())
+        return ", ".join(f"{k}={format_value(value[k])}" for k in sorted(value, key=str))
     if isinstance(value, (list, tuple)):
         return "[" + ", ".join(format_value(v) for v in value) + "]"
     if isinstance(value, (int, float)) or hasattr(value, "__float__"):  # numpy scalars too
@@ -105,3 +112,61 @@ def summary_line(report: RunReport, with_time: bool = True) -> str:
         parts.append(f"{errors} error" + ("" if errors == 1 else "s"))
     line = ", ".join(parts)
     return f"{line} in {report.seconds:.2f}s" if with_time else line
+
+
+# --- text from case files ---------------------------------------------------------------------
+
+#: terminal escape sequences: CSI (colours, cursor moves), OSC (titles, hyperlinks), and the
+#: two-character ones; then every C0/C1 control character and the Unicode direction overrides
+_ESCAPES = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|\x1b[@-Z\\-_]|\x9b[0-?]*[ -/]*[@-~]")
+_CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def plain_text(value: Any, one_line: bool = False) -> str:
+    """Text from a case file (a name, a description, a message that quotes it) made safe for
+    a terminal: escape sequences and control characters removed (tabs become spaces);
+    ``one_line`` also joins lines with a space."""
+    text = _CONTROLS.sub("", _ESCAPES.sub("", str(value)).replace("\t", " ").replace("\r\n", "\n"))
+    if one_line:
+        text = " ".join(part.strip() for part in text.splitlines() if part.strip())
+    return text
+
+
+# --- writing files ----------------------------------------------------------------------------
+
+STDOUT = "-"
+
+
+def write_text(path: str | Path, text: str) -> Path | None:
+    """Write ``text`` to ``path``, or to stdout when ``path`` is ``-``.
+
+    A file is written to a temporary file in the same folder and renamed over ``path``:
+    a symlink at ``path`` is replaced, never followed (a symlinked ``index.md`` cannot
+    overwrite what it points to), and a reader never sees half a file."""
+    if str(path) == STDOUT:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+        return None
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
+            f.write(text)
+        os.chmod(tmp, 0o644)  # mkstemp makes it private; a report is for reading
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    return path
+
+
+def append_text(path: str | Path, text: str) -> None:
+    """Append ``text`` to ``path`` (``$GITHUB_STEP_SUMMARY``), never through a symlink."""
+    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0)
+    fd = os.open(path, flags, 0o644)
+    with os.fdopen(fd, "a", encoding="utf-8") as f:
+        f.write(text)

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ..results import RunReport
+from . import write_text
 
 __all__ = ["dumps", "write_json"]
 
@@ -38,9 +39,7 @@ def dumps(report: RunReport) -> str:
                       allow_nan=False, default=_fallback) + "\n"
 
 
-def write_json(report: RunReport, path: str | Path) -> Path:
-    """Write ``report`` as JSON to ``path`` (creating its folder) and return the path."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(dumps(report), encoding="utf-8")
-    return path
+def write_json(report: RunReport, path: str | Path) -> Path | None:
+    """Write ``report`` as JSON to ``path`` (creating its folder; ``-`` is stdout, and a
+    symlink at ``path`` is replaced, never followed) and return the path."""
+    return write_text(path, dumps(report))

@@ -30,7 +30,7 @@ from typing import Any, Iterable, Sequence
 from ..results import FAIL, PASS, XFAIL, CaseReport, DescentStep, KinkFinding, Result, RunReport, SingularPoint
 from . import (
     MISSING, extra_counts, format_cell, format_exact, format_number, format_point,
-    format_value, ordered_statuses, result_label, summary_line,
+    format_value, ordered_statuses, plain_text, result_label, summary_line, write_text,
 )
 
 __all__ = ["render_markdown", "write_markdown", "GENERATED_PREFIX", "PLOTS_DIR"]
@@ -55,13 +55,19 @@ _ORDER = {FAIL: 0, XFAIL: 1, PASS: 2}
 # --- Markdown building blocks -----------------------------------------------------------
 
 def _text(value: Any) -> str:
-    """Free text with Markdown's active characters escaped."""
-    return re.sub(r"([\\`*_\[\]<>$~])", r"\\\1", str(value))
+    """Free text (often from a case file) as one line of inert Markdown: control characters
+    and terminal escapes removed, line breaks joined (a newline in a description cannot
+    start a heading, a list or a table), the active characters escaped, and a leading
+    ``#``, ``>``, ``-``, ``+``, ``=`` or ``1.`` escaped so it is never block syntax."""
+    text = plain_text(value, one_line=True)
+    text = re.sub(r"([\\`*_\[\]<>$~#!&])", r"\\\1", text)
+    text = re.sub(r"^(\d+)([.)])", r"\1\\\2", text)
+    return re.sub(r"^([>+=-])", r"\\\1", text)
 
 
 def _code(value: Any) -> str:
     """``value`` as an inline code span, fenced with more backticks than it contains."""
-    text = " ".join(str(value).splitlines())
+    text = plain_text(value, one_line=True)
     if not text:
         return MISSING
     longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
@@ -478,5 +484,5 @@ def write_markdown(report: RunReport, directory: str | Path,
     path.parent.mkdir(parents=True, exist_ok=True)
     drawn = draw_plots(report, directory) if plots else {}
     text = render_markdown(report, f"{stamp} (the run took {report.seconds:.2f} s)", directory, drawn)
-    path.write_text(text, encoding="utf-8")
+    write_text(path, text)  # a temporary file renamed over it: a symlinked index.md is replaced, not followed
     return path

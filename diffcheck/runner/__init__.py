@@ -32,6 +32,7 @@ from ..symbolic.cache import DerivationCache, cache_dir
 from .isolated import load_paths_limited
 from .execute import Limits, Outcome, merge_parts, run_case, run_part
 from .keyword import matches
+from .shard import select
 from .limits import auto_jobs, can_fork, case_memory, memory_limit, time_limit
 from .parallel import Pool, Unit, run_units
 
@@ -65,6 +66,8 @@ class RunOptions:
             from ..project import allow_imports_setting
             return allow_imports_setting()
         return self.allow_imports
+    #: (K, N): check only shard K of N (runner.shard)
+    shard: tuple[int, int] | None = None
 
     def workers(self) -> int:
         return auto_jobs(self.device) if self.jobs == "auto" else max(1, int(self.jobs))
@@ -114,6 +117,9 @@ def run(paths: Sequence[str], options: RunOptions | None = None,
     except KeyboardInterrupt:  # while loading: nothing checked
         report.interrupted = True
         return report
+    if options.shard is not None:
+        cases, errors = select(cases, errors, *options.shard)
+        report.shard = "{}/{}".format(*options.shard)
     report.errors.extend(errors)
     if options.imports_allowed():  # the project's opt-in travels with each case to its worker
         cases = [dataclasses.replace(c, allow_imports=True) if c.imports else c for c in cases]
@@ -134,6 +140,8 @@ def run(paths: Sequence[str], options: RunOptions | None = None,
         if outcome.internal is not None:
             report.internal_errors.append(outcome.internal)
         if outcome.report is not None:
+            if options.seed is not None:  # the seed its points were drawn with
+                outcome.report.seed = options.seed
             report.cases.append(outcome.report)
             report.results.extend(outcome.report.results)
             if progress is not None:

@@ -35,7 +35,7 @@ class Outcome:
 
     @classmethod
     def stopped(cls, case: Case, message: str, tainted: bool = False) -> "Outcome":
-        report = CaseReport(name=case.name, file=case.file, line=case.location.line, description=case.description, expr=case.expr)
+        report = CaseReport.for_case(case)
         report.results.append(Result(case=case.name, file=case.file, check=CASE_CHECK, mode=None, dtype=None,
                                      status=ERROR, message=message))
         return cls(report=report, tainted=tainted)
@@ -169,8 +169,7 @@ def merge_parts(case: Case, outcomes: Sequence[Outcome]) -> Outcome:
     for outcome in outcomes:
         if outcome.is_stopped:
             return Outcome(report=outcome.report)
-    merged = CaseReport(name=case.name, file=case.file, line=case.location.line, description=case.description, expr=case.expr,
-                        xfail=case.xfail)
+    merged = CaseReport.for_case(case)
     for outcome in outcomes:
         report = outcome.report
         merged.expr_latex = merged.expr_latex or report.expr_latex
