@@ -36,7 +36,7 @@ SUITE = {
             expect:
               values:
                 - at: {w: 3}
-                  gradient: 72
+                  gradient: {w: 72}
         """,
     "b.yaml": """\
         cases:
@@ -52,7 +52,7 @@ SUITE = {
             expect:
               values:
                 - at: {w: 1}
-                  gradient: 3
+                  gradient: {w: 3}
           - name: tanh
             variables: {x: {domain: [-2, 2]}}
             expr: tanh(x)
