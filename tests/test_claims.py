@@ -569,3 +569,27 @@ def test_zero_is_decided_by_cancel_then_simplify(d, zero):
 
     x, y = sp.symbols("x y", real=True)
     assert _simplifies_to_zero(sp.sympify(d, locals={"x": x, "y": y})) is zero
+
+
+def test_a_gradient_claim_of_a_one_variable_case_may_give_the_numbers_alone():
+    (r,) = claims("""
+        name: w2
+        variables: {w: {}}
+        expr: (w*2)**2
+        expect:
+          values:
+            - at: {w: 3}
+              gradient: 24
+        """)
+    assert r.status == PASS, r.message
+    _, errors = load_text(textwrap.dedent("""
+        name: two
+        variables: {w: {}, b: {}}
+        expr: w*b
+        expect:
+          values:
+            - {at: {w: 3, b: 1}, gradient: 1}
+        """), "g.yaml")
+    assert [str(e) for e in errors] == [
+        "g.yaml:7:36: `expect.values[0].gradient` gives numbers without naming the variable, but the case "
+        "has several (map each variable to its numbers: {w: ...})"]

@@ -721,6 +721,14 @@ def _one_or_list(value: Any) -> Any:
     return [value] if isinstance(value, dict) else value
 
 
+def _to_gradient_numbers(value: Any) -> Any:
+    # {variable: numbers}, or the numbers alone for a case of one variable (checked by name
+    # in _claim_problems)
+    if isinstance(value, dict):
+        return {name: _to_float_array(numbers) for name, numbers in value.items()}
+    return _to_float_array(value)
+
+
 _FiniteNumber = Annotated[float, PlainValidator(_to_finite_number)]
 _Numbers = dict[str, _FloatArray]
 
@@ -731,7 +739,7 @@ class ValueClaimModel(_Strict):
     at: _Numbers
     value: _FloatArray | None = None
     derivative: _FloatArray | None = None
-    gradient: _Numbers | None = None
+    gradient: Annotated[Any, PlainValidator(_to_gradient_numbers)] = None
     jacobian: _FloatArray | None = None
     intermediates: _Numbers | None = None
 
@@ -1014,7 +1022,12 @@ def _claim_problems(raw: _RawCase) -> list[CaseFileError]:
         if isinstance(entry, dict):
             path = ("expect", "values", index)
             errors += check(path + ("at",), entry.get("at"), shapes)
-            errors += check(path + ("gradient",), entry.get("gradient"), shapes, every=False)
+            gradient = entry.get("gradient")
+            if gradient is not None and not isinstance(gradient, dict) and len(shapes) != 1:
+                errors.append(_error(raw, f"`{_human(path + ('gradient',))}` gives numbers without naming "
+                                          "the variable, but the case has several", path + ("gradient",),
+                                     hint=f"map each variable to its numbers: {{{next(iter(shapes), 'w')}: ...}}"))
+            errors += check(path + ("gradient",), gradient, shapes, every=False)
             errors += check(path + ("intermediates",), entry.get("intermediates"), steps, every=False,
                             what="`let` step")
     descent = expect.get("descent")
