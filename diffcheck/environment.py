@@ -8,10 +8,10 @@ says in one line which extra brings it, never with a traceback.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import platform
 import warnings
 from importlib import metadata
-from importlib.resources import files
 from pathlib import Path
 from types import ModuleType
 
@@ -63,16 +63,20 @@ def versions(optional_backends: bool = False) -> dict[str, str]:
 def examples_dir() -> Path:
     """The folder of example cases shipped with the package (the repository's ``cases/``).
 
-    An installed diffcheck has them as ``diffcheck.cases``; a source checkout run without
-    installing (``PYTHONPATH=.``) has them in ``cases/`` beside the package."""
+    An installed diffcheck has them as ``diffcheck.cases``, a namespace package (no
+    ``__init__.py``: a folder of YAML files); a source checkout run without installing
+    (``PYTHONPATH=.``) has them in ``cases/`` beside the package."""
     try:
-        return Path(str(files("diffcheck.cases")))
+        spec = importlib.util.find_spec("diffcheck.cases")
     except ModuleNotFoundError:
-        checkout = Path(__file__).resolve().parents[1] / "cases"
-        if checkout.is_dir():
-            return checkout
-        raise MissingDependency("the example cases are not installed with this diffcheck; "
-                                "reinstall it with pip") from None
+        spec = None
+    for location in (spec.submodule_search_locations or []) if spec else []:
+        if Path(location).is_dir():
+            return Path(location)
+    checkout = Path(__file__).resolve().parents[1] / "cases"
+    if checkout.is_dir():
+        return checkout
+    raise MissingDependency("the example cases are not installed with this diffcheck; reinstall it with pip")
 
 
 def example_files() -> list[Path]:

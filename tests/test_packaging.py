@@ -4,6 +4,7 @@ cases, the pytest plugin, the console script, the licence and the typing marker.
 from __future__ import annotations
 
 import email
+import os
 import subprocess
 import sys
 import zipfile
@@ -122,3 +123,20 @@ def test_torch_warnings_stay_off_the_console_and_the_users_do_not(recwarn):
         warnings.warn_explicit("a kernel note", UserWarning, "y.py", 1, module="torch.nn.functional")
         warnings.warn_explicit("mine", UserWarning, "z.py", 1, module="mypkg.ops")
     assert [str(w.message) for w in seen] == ["mine"]
+
+
+@pytest.mark.slow  # installs the wheel into a folder
+def test_an_installed_wheel_finds_and_runs_its_examples(wheel, tmp_path):
+    """Installed from the wheel (not editable), run from another folder: `diffcheck.cases` is a
+    namespace package there, and `diffcheck list --examples` must find its files."""
+    target = tmp_path / "site"
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(target),
+                    wheel.filename], check=True, capture_output=True)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    script = ("import sys; sys.path.insert(0, sys.argv[1]); from diffcheck.cli import main; "
+              "main(['list', '--examples'], prog_name='diffcheck')")
+    proc = subprocess.run([sys.executable, "-c", script, str(target)], cwd=elsewhere, capture_output=True,
+                          text=True, env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"})
+    assert proc.returncode == 0, proc.stderr
+    assert str(target / "diffcheck" / "cases") in proc.stdout and "softmax.yaml" in proc.stdout
