@@ -96,3 +96,6 @@ def quiet_torch_warnings() -> None:
     warnings.filterwarnings("ignore", module=TORCH_MODULES)
     # attributed to the caller by stacklevel, so matched by text as well
     warnings.filterwarnings("ignore", message=r"`torch\.jit\.script(_method)?` is deprecated")
+    # torch's C++ warnings (TORCH_WARN: "a performance drop because we have not yet implemented
+    # the batching rule for …") are attributed to the Python line that called torch
+    warnings.filterwarnings("ignore", message=r"(?s).*\(Triggered internally at ")
