@@ -34,6 +34,8 @@ import os
 import pickle
 from pathlib import Path
 
+from typing import Callable
+
 import pytest
 
 from .errors import CaseFileError
@@ -145,10 +147,27 @@ def _relative(path: Path, root: Path) -> str:
         return str(path)
 
 
+_READER = pytest.StashKey[Callable]()
+
+
+def _file_reader(config: pytest.Config) -> Callable:
+    """How case files are read at collection: one forked child per session, each file under the
+    load limits, as `diffcheck run` reads them (in this process where the platform cannot fork)."""
+    if _READER not in config.stash:
+        from .runner import limits
+        from .runner.isolated import FileReader
+        if limits.can_fork():
+            reader = FileReader()
+            config.add_cleanup(reader.close)
+        else:
+            from .loader import load_file as reader
+        config.stash[_READER] = reader
+    return config.stash[_READER]
+
+
 class CaseFile(pytest.File):
     def collect(self):
-        from .loader import load_file
-        cases, errors = load_file(self.path, name=_relative(self.path, self.config.rootpath))
+        cases, errors = _file_reader(self.config)(self.path, name=_relative(self.path, self.config.rootpath))
         seen: set[str] = set()
         for err in errors:
             loc = err.location

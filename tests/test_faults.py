@@ -350,3 +350,24 @@ def test_a_warning_shown_by_torch_is_not_a_change_of_state():
         warnings.warn_explicit("a note", UserWarning, "functional.py", 1, module="torch.nn.functional",
                                registry=vars(torch.nn.functional).setdefault("__warningregistry__", {}))
     assert state.changes(before) == []
+
+
+@linux_only
+def test_pytest_collection_reads_case_files_under_the_same_limits(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, pytester: pytest.Pytester) -> None:
+    """`pytest --diffcheck` reads each case file in the same forked reader as `diffcheck run`:
+    a file that takes too long to read is one invalid item, and the other files are collected."""
+    from diffcheck.loader import load_file
+    from diffcheck.runner import isolated
+
+    def hostile(path, *args, **kwargs):
+        if "hostile" in str(path):
+            while True:  # CPU time: the limit is RLIMIT_CPU
+                pass
+        return load_file(path, *args, **kwargs)
+    monkeypatch.setattr(isolated, "load_file", hostile)
+    monkeypatch.setattr(isolated, "LOAD_SECONDS", 1.0)
+    pytester.makefile(".yaml", **{"cases/a_good": GOOD, "cases/hostile": GOOD.replace("good.", "hostile.")})
+    result = pytester.runpytest_inprocess("--diffcheck", "--collect-only", "-q", "cases")
+    out = result.stdout.str()
+    assert "cases/a_good.yaml::good.sigmoid" in out and "hostile.yaml::invalid" in out, out
