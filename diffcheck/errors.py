@@ -96,10 +96,6 @@ class MissingDependency(DiffcheckError):
     names the extra that installs it (``pip install 'diffcheck[plots]'``)."""
 
 
-class TorchUnavailableError(DiffcheckError):
-    """A device (``--device cuda``) was asked for that this machine does not have."""
-
-
 class CheckFailed(DiffcheckError, AssertionError):
     """A check made through the Python API failed (:func:`diffcheck.assert_function`,
     ``FunctionReport.raise_for_failures``). ``str(err)`` is the console's failure report;

@@ -42,7 +42,6 @@ class CheckOptions:
     dtypes: tuple[str, ...] = ()
     seed: int | None = None
     device: str = "cpu"
-    verbose: int = 0
     search: bool = False  # hunt for failing points with Hypothesis (diffcheck.search)
     cache: DerivationCache | None = None  # where derivations are kept across runs (None: nowhere)
     allow_imports: bool = False  # the project's opt-in to `imports:` (they run as code)

@@ -21,7 +21,6 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
-from ..version import __version__
 from ..autograd import dynamo_references
 from ..case import Case
 from ..environment import versions
@@ -31,7 +30,7 @@ from ..results import FAIL, CaseReport, RunReport
 from ..symbolic.cache import DerivationCache, cache_dir
 from .isolated import load_paths_limited
 from .execute import Limits, Outcome, merge_parts, run_case, run_part
-from .keyword import matches
+from .keyword import compile_keyword
 from .shard import select
 from .limits import auto_jobs, can_fork, case_memory, memory_limit, time_limit
 from .parallel import Pool, Unit, run_units
@@ -79,7 +78,7 @@ class RunOptions:
         return DerivationCache(Path(self.cache_dir) if self.cache_dir else cache_dir()) if self.cache else None
 
     def check_options(self, cache: DerivationCache | None = None) -> CheckOptions:
-        return CheckOptions(dtypes=self.dtypes, seed=self.seed, device=self.device, verbose=self.verbose,
+        return CheckOptions(dtypes=self.dtypes, seed=self.seed, device=self.device,
                             search=self.search, cache=cache, allow_imports=self.imports_allowed())
 
 
@@ -88,7 +87,8 @@ def list_cases(paths: Sequence[str], keyword: str | None = None) -> tuple[list[C
     file is read under a time and memory limit (:mod:`.isolated`)."""
     cases, errors = load_paths_limited(paths)
     if keyword:
-        cases = [c for c in cases if matches(keyword, c.name)]
+        selected = compile_keyword(keyword)  # parsed once, not once per case
+        cases = [c for c in cases if selected(c.name)]
     return cases, errors
 
 

@@ -21,7 +21,6 @@ __all__ = ["KeywordError", "compile_keyword", "matches"]
 
 Predicate = Callable[[str], bool]
 
-_OPERATORS = ("and", "or", "not")
 # A term is any run of characters that is not whitespace or a parenthesis, so names such as
 # ``log_softmax.float32`` or ``x[0]`` are single terms.
 _TOKEN = re.compile(r"\s*(?:(?P<paren>[()])|(?P<word>[^\s()]+))")
