@@ -142,3 +142,13 @@ def test_a_run_of_the_suite_kind_of_case_does_not_import_dynamo(tmp_path):
     assert got["n"] > 0 and got["statuses"] == ["pass"]
     if _shim_applies():
         assert got["dynamo"] is False
+
+
+def test_the_off_switch_turns_the_shim_off(monkeypatch):
+    from diffcheck.autograd import dynamo_shim
+
+    monkeypatch.setattr(dynamo_shim, "_REFERENCES", None)
+    monkeypatch.setenv(dynamo_shim.OFF_SWITCH, "1")
+    assert dynamo_shim.dynamo_references() == []
+    with dynamo_shim.dynamo_deferred():  # a no-op block
+        pass

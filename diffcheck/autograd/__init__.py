@@ -26,10 +26,7 @@ matching :class:`~diffcheck.symbolic.Target`.
 
 from __future__ import annotations
 
-import gc
 import re
-import sys
-import types
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -38,6 +35,7 @@ import numpy as np
 import torch
 from torch.func import jacfwd, vmap
 
+from .dynamo_shim import dynamo_deferred, dynamo_references  # noqa: F401 (re-exported)
 from ..points import PointSet, torch_dtype
 from ..symbolic import CompiledCase, Target
 
@@ -94,76 +92,6 @@ def nested_forward_broken(err: BaseException) -> bool:
 _NOT_DIFF_MARKERS = ("not implemented", "does not require grad", "does not have a grad_fn",
                      "not differentiable", "no gradient", "derivative for", "differentiated",
                      "forward AD with")
-
-
-_REFERENCES: list[tuple[Callable, bool]] | None = None
-
-
-def dynamo_references() -> list[tuple[Callable, bool]]:
-    """torch's Python references wrapped by ``torch._compile._disable_dynamo``, as (function,
-    recursive) pairs: found once per process (a walk of the collector's objects, 30 ms), so
-    that a parent finds them before it forks its workers. Empty where torch's internals are
-    not the ones :func:`dynamo_deferred` expects."""
-    global _REFERENCES
-    if _REFERENCES is not None:
-        return _REFERENCES
-    _REFERENCES = []
-    try:
-        from torch import _compile
-        code = _compile._disable_dynamo(lambda: None).__code__
-    except Exception:
-        return _REFERENCES
-    if set(code.co_freevars) != {"fn", "recursive"}:
-        return _REFERENCES
-    for obj in gc.get_objects():
-        if type(obj) is types.FunctionType and obj.__code__ is code and obj.__closure__:
-            cells = dict(zip(code.co_freevars, (c.cell_contents for c in obj.__closure__)))
-            _REFERENCES.append((cells["fn"], cells["recursive"]))
-    return _REFERENCES
-
-
-@contextmanager
-def dynamo_deferred():
-    """While the block runs, torch's Python references run without importing
-    ``torch._dynamo`` as long as nothing else has imported it.
-
-    torch wraps its Python references (``torch._refs.mul``, …) in
-    ``torch._compile._disable_dynamo``, which imports ``torch._dynamo`` on a reference's
-    first call so as to wrap it in ``torch._dynamo.disable``. Forward-mode AD of ``x * 3``
-    calls one: the constant has no tangent, the zero tangent is a ZeroTensor, and its shape
-    comes from ``mul``'s meta kernel, ``torch._refs.mul``. That import costs about 1 s, often
-    more than the rest of a run. ``disable`` only matters while dynamo's frame hook is
-    installed, which needs ``torch._dynamo`` imported; so each reference gets a stand-in for
-    its cached ``disable`` wrapper that calls the reference as it is while ``torch._dynamo``
-    is not in ``sys.modules``, and from the first call after it is, builds torch's own
-    wrapper and keeps it (what torch would have done). Same ops, same kernels, same results.
-    After the block the stand-ins that are left are removed: the process is as it was."""
-    if "torch._dynamo" in sys.modules:
-        yield
-        return
-    changed = []
-    for fn, recursive in dynamo_references():
-        if getattr(fn, "__dynamo_disable", None) is None:
-            fn.__dynamo_disable = _without_dynamo(fn, recursive)
-            changed.append(fn)
-    try:
-        yield
-    finally:
-        for fn in changed:
-            if getattr(getattr(fn, "__dynamo_disable", None), "diffcheck_deferred", False):
-                del fn.__dynamo_disable
-
-
-def _without_dynamo(fn: Callable, recursive: bool) -> Callable:
-    def call(*args, **kwargs):
-        if "torch._dynamo" in sys.modules:  # dynamo is here now: torch's own wrapper, from now on
-            import torch._dynamo
-            real = torch._dynamo.disable(fn, recursive, wrapping=False)
-            fn.__dynamo_disable = real
-            return real(*args, **kwargs)
-        return fn(*args, **kwargs)
-    call.diffcheck_deferred = True
-    return call
 
 
 @contextmanager
@@ -658,3 +586,9 @@ def _stack(results):
 
 def _np(t: torch.Tensor) -> np.ndarray:
     return t.detach().to("cpu", torch.float64).numpy()
+
+
+def prepare_workers() -> None:
+    """What the torch side finds once, in the parent, before worker processes fork (they
+    inherit it): the references of the dynamo shim (:mod:`.dynamo_shim`)."""
+    dynamo_references()

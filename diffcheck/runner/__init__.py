@@ -21,7 +21,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
-from ..autograd import dynamo_references
+from ..autograd import prepare_workers
 from ..case import Case
 from ..environment import versions
 from ..errors import CaseFileError
@@ -125,7 +125,7 @@ def run(paths: Sequence[str], options: RunOptions | None = None,
         cases = [dataclasses.replace(c, allow_imports=True) if c.imports else c for c in cases]
     if progress is not None and hasattr(progress, "set_total"):  # a display that can show a bar
         progress.set_total(len(cases))
-    dynamo_references()  # found before any worker forks: they inherit them
+    prepare_workers()  # before any worker forks: they inherit what it finds
     cache = options.derivation_cache()
     check_options = options.check_options(cache)
     jobs = options.workers()
