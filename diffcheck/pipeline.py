@@ -381,8 +381,8 @@ def _unstable_region(ctx: _Context, target: Target, mode: str | None, comparison
 
 
 def _search(ctx: _Context, target: Target, mode: str | None, comparison: cmp.Comparison) -> SearchHit:
-    """--search: hunt for a failing point with the policy this result was judged by."""
-    c, policy = ctx.compiled, comparison.policy
+    """--search: hunt for a failing point, judged as the result itself was (:func:`_judge`)."""
+    c = ctx.compiled
     evaluator = Evaluator(target.exprs, c.symbols)
 
     def failing(values: dict[str, np.ndarray]) -> np.ndarray:
@@ -391,17 +391,55 @@ def _search(ctx: _Context, target: Target, mode: str | None, comparison: cmp.Com
             got = _torch_at(ctx, target, mode, values)
         except (CannotDifferentiate, TorchRaised):
             return np.ones(count, dtype=bool)
-        ref, kinds = evaluator(_with_constants(
-            ctx, np.concatenate([values[v.name].reshape(count, -1) for v in c.case.variables], axis=1)))
-        finite = kinds == cmp.FINITE
-        with np.errstate(invalid="ignore"):
-            bad = finite & (~np.isfinite(got) | (np.abs(got - ref) > policy.rtol * np.abs(ref) + policy.atol))
-        return bad.any(axis=1)
+        matrix = _with_constants(ctx, np.concatenate([values[v.name].reshape(count, -1)
+                                                      for v in c.case.variables], axis=1))
+        return _judge(ctx, target, evaluator, matrix, got)
 
     found = hunt(c.case, ctx.dtype, failing, ctx.options.seed if ctx.options.seed is not None else c.case.seed)
     if found is None:
         return SearchHit()
     return SearchHit(point=found.point, points_line=found.yaml, stage=found.stage)
+
+
+#: inputs of a candidate point at most this many are nudged to find a kink next to it
+SEARCH_NUDGED_INPUTS = 64
+
+
+def _judge(ctx: _Context, target: Target, evaluator: Evaluator, matrix: np.ndarray, got: np.ndarray) -> np.ndarray:
+    """Which candidate rows of ``--search`` fail, by the comparison's own policy
+    (:func:`diffcheck.compare.compare`: the tolerance, the conditioning allowance, subnormal
+    inputs), with a kink next to a point judged as a kink: where the exact values a few ULPs
+    away on either side of an input differ, any torch value in their hull passes (SymPy's
+    Heaviside(0) = 1/2 is only a convention). Without this, the search called correct code at
+    its kinks, cancellations and underflows a failure."""
+    ref, kinds = evaluator(matrix)
+    override = ctx.compiled.case.tolerance.get(ctx.dtype, ctx.compiled.case.tolerance.get("*"))
+    floor = 0.0 if override else _scale_floor(ctx, target)
+    first = cmp.compare(ref, kinds, got, ctx.dtype, override, None, scale_floor=floor)
+    bad = first.point_class == "fail"
+    if not bad.any():
+        return (first.point_class == "unstable") | bad
+    rows = np.flatnonzero(bad)
+    intervals = np.full(ref.shape + (2,), np.nan)
+    n_inputs = sum(int(np.prod(v.shape)) for v in ctx.compiled.case.variables)
+    if n_inputs <= SEARCH_NUDGED_INPUTS:
+        step = 4 * cmp.EPS[ctx.dtype] * np.maximum(np.abs(matrix[rows, :n_inputs]), 1.0)
+        lo, hi = ref[rows].copy(), ref[rows].copy()
+        for j in range(n_inputs):
+            for sign in (-1.0, 1.0):
+                nudged = matrix[rows].copy()
+                nudged[:, j] += sign * step[:, j]
+                near, near_kinds = evaluator(nudged)
+                near = np.where(near_kinds == cmp.FINITE, near, np.nan)
+                lo, hi = np.fmin(lo, near), np.fmax(hi, near)
+        # a smooth entry's hull is its value ± |f''|·step, within rounding; a kink's spans both sides
+        intervals[rows] = np.where(np.isnan(lo)[..., None], np.nan, np.stack([lo, hi], axis=-1))
+
+    def conditioning(at: np.ndarray):
+        return evaluator.rounding_scale(matrix[at]), evaluator.smallest_underflow(matrix[at], cmp.TINY[ctx.dtype])
+    judged = cmp.compare(ref, kinds, got, ctx.dtype, override, intervals, scale_floor=floor,
+                         conditioning=None if override else conditioning)
+    return np.isin(judged.point_class, ("fail", "unstable"))
 
 
 def _matrix_row(ctx: _Context, i: int) -> np.ndarray:

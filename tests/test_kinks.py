@@ -133,3 +133,13 @@ def test_search_is_deterministic_and_shrinks():
     gradient = found[0][1]
     assert 2.5 < gradient.point["x"] < 2.51
     assert gradient.points_line == "points: [{x: 2.5078125}]"
+
+
+def test_search_calls_no_correct_kink_a_failure():
+    """--search judges a candidate as the result is judged: relu's 0 at the kink x = 0 (which
+    the search drives every entry to) is a valid subgradient, not SymPy's Heaviside(0) = 1/2."""
+    case = make_case("relu_vec_search", "relu(x)", variables={"x": {"shape": [6], "domain": [-1, 1]}},
+                     samples=4, dtypes=["float32", "float64"], modes=["reverse", "forward"])
+    results = check_case(case, CheckOptions(search=True)).results
+    assert results and not [r for r in results if r.status not in ("pass", "kink")], \
+        [(r.check, r.mode, r.dtype, r.status, r.message) for r in results]
