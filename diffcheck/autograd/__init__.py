@@ -289,17 +289,7 @@ class Torchside:
             # torch 2.13): forward-over-forward cannot be trusted, whatever the Function
             self.notes.append(f"{kind}/forward: {TORCH_NESTED_FORWARD_NOTE}; the {kind} is taken "
                               "forward-over-reverse (jacfwd of jacrev), as torch.func.hessian does")
-            try:
-                return self._forward_over_reverse(target)
-            except CannotDifferentiate:
-                raise
-            except Exception as err:
-                reason = unsupported_reason(err)
-                if nested_forward_broken(err):
-                    reason = TORCH_NESTED_FORWARD
-                if reason:
-                    raise Unsupported(reason) from None
-                raise classify_error(err) from None
+            return self._forward_over_reverse_explained(target)
         try:
             return self._forward_batched(target)
         except CannotDifferentiate:
@@ -325,17 +315,7 @@ class Torchside:
             self.notes.append(f"{kind}/forward: {TORCH_NESTED_FORWARD}: forward-over-forward raised "
                               f"`{str(first).splitlines()[0][:80]}`; the {kind} is taken forward-over-reverse "
                               "(jacfwd of jacrev) instead")
-            try:
-                return self._forward_over_reverse(target)
-            except CannotDifferentiate:
-                raise
-            except Exception as err:
-                reason = unsupported_reason(err)
-                if nested_forward_broken(err):
-                    reason = TORCH_NESTED_FORWARD
-                if reason:
-                    raise Unsupported(reason) from None
-                raise classify_error(err) from None
+            return self._forward_over_reverse_explained(target)
         if nested_forward_broken(first):
             raise Unsupported(f"{TORCH_NESTED_FORWARD}: {str(first).splitlines()[0][:120]}") from None
         raise classify_error(first) if not isinstance(first, (TorchRaised, CannotDifferentiate)) else first
@@ -380,6 +360,21 @@ class Torchside:
                 fn = jacfwd(fn)
             return _np(self._batched(fn, f"{kind}/forward", reraise=True)).reshape(self.points.count, 1)
         raise ValueError(kind)
+
+    def _forward_over_reverse_explained(self, target: Target) -> np.ndarray:
+        """:meth:`_forward_over_reverse`, with torch's failures said as what they are: no
+        forward mode for this Function, torch's nested forward-mode limitation, or an error."""
+        try:
+            return self._forward_over_reverse(target)
+        except CannotDifferentiate:
+            raise
+        except Exception as err:
+            reason = unsupported_reason(err)
+            if nested_forward_broken(err):
+                reason = TORCH_NESTED_FORWARD
+            if reason:
+                raise Unsupported(reason) from None
+            raise classify_error(err) from None
 
     def _forward_over_reverse(self, target: Target) -> np.ndarray:
         from torch.func import jacrev
