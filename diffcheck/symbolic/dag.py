@@ -211,8 +211,13 @@ def _walk(roots: Iterable[Any], children, convert) -> list[int]:
     return out
 
 
-# Long on purpose (about 75 lines): one walk of the SymPy tree; its inner `convert` maps each
-# SymPy class to an op through the op table (symbolic/ops.py) with the irregular classes inline.
+#: SymPy classes read as one op each, by isinstance (subclasses too), in this order
+_SYMPY_STRUCTURAL = ((sp.Piecewise, "piecewise"), (sp.Max, "max"), (sp.Min, "min"), (sp.And, "and"),
+                     (sp.Or, "or"), (sp.Not, "not"), (sp.Heaviside, "heaviside"))
+
+
+# Long on purpose (about 60 lines): one walk of the SymPy tree; its inner `convert` maps each
+# SymPy class to an op through the op table (symbolic/ops.py) and _SYMPY_STRUCTURAL, the irregular ones inline.
 def from_sympy(exprs: Iterable[sp.Basic], symbols: Sequence[sp.Symbol]) -> Program:
     """The Program of SymPy expressions of ``symbols`` (input column = position)."""
     b = _Builder(symbols)
@@ -265,20 +270,9 @@ def from_sympy(exprs: Iterable[sp.Basic], symbols: Sequence[sp.Symbol]) -> Progr
             return b.node(_SYMPY_FUNCS[cls], kids)
         if cls in _SYMPY_RELATIONS:
             return b.node(_SYMPY_RELATIONS[cls], kids)
-        if isinstance(e, sp.Piecewise):
-            return b.node("piecewise", kids)
-        if isinstance(e, sp.Max):
-            return b.node("max", kids)
-        if isinstance(e, sp.Min):
-            return b.node("min", kids)
-        if isinstance(e, sp.And):
-            return b.node("and", kids)
-        if isinstance(e, sp.Or):
-            return b.node("or", kids)
-        if isinstance(e, sp.Not):
-            return b.node("not", kids)
-        if isinstance(e, sp.Heaviside):
-            return b.node("heaviside", kids)
+        for kind, op in _SYMPY_STRUCTURAL:
+            if isinstance(e, kind):
+                return b.node(op, kids)
         if isinstance(e, sp.DiracDelta):
             order = int(e.args[1]) if len(e.args) > 1 else 0
             return b.node("dirac", kids, order)
