@@ -1,4 +1,5 @@
-"""Custom ``torch.autograd.Function`` s of every style, for tests/test_custom_functions.py.
+"""Custom ``torch.autograd.Function`` s of every style, for tests/test_custom_functions.py and
+tests/data/cases/custom_functions.yaml.
 
 Each is correct unless its name says otherwise; the cases reach them with
 ``imports: {f: "custom_functions:NAME"}`` (tests/ is on ``sys.path`` under pytest).
