@@ -280,6 +280,11 @@ def test_intermediates_and_jacobian_values():
     ("{at: {x: [1, 2]}, value: 1}", "has shape [2] but variable 'x' has shape []"),
     ("{at: {x: 1}, intermediates: {z: 1}}", "which is not a `let` step"),
     ("{at: {x: 1}, value: fast}", "must be a number or a list of numbers, got 'fast'"),
+    ("{at: {x: 1}, intermediates: {}}", "`expect.values[0].intermediates` must be non-empty"),
+    ("{at: {x: 1}, gradient: {}}", "`expect.values[0].gradient` names no variable"),
+    ("{at: {x: .nan}, value: 1}", "`expect.values[0].at.x` must be finite, got nan"),
+    ("{at: {x: 1}, value: .inf}", "`expect.values[0].value` must be finite, got inf"),
+    ("{at: {x: 1}, gradient: [.nan]}", "must be finite, got [nan]"),
 ])
 def test_malformed_value_claims_are_case_file_errors_at_load_time(entry, message):
     cases, errors = load_text(textwrap.dedent(f"""
@@ -333,6 +338,31 @@ def test_every_malformed_claim_of_a_file_is_reported_at_once_with_its_place():
         "(the variables are w)",
         "c.yaml:13:9: `expect.descent.lr` must be a finite number, got 'fast' (str)",
     ]
+
+
+@pytest.mark.parametrize("claim, message", [
+    ("gradient: {}", "`expect.gradient` must be non-empty"),
+    ("descent: {start: {x: 1}, lr: 0.1, steps: [{}]}", "`expect.descent.steps[0]` claims nothing"),
+    ("descent: {start: {x: 1}, lr: 0.1, steps: [{after: 3}]}", "`expect.descent.steps[0]` claims nothing"),
+    ("descent: {start: {x: 1}, lr: 0.1, steps: [{after: 3, x: 1}, {after: 2, x: 1}]}",
+     "`expect.descent.steps[1].after` must be a whole number greater than 3"),
+    ("descent: {start: {x: 1}, lr: 0.1, steps: [{x: 1}, {after: 5000, x: 1}]}",
+     "at most 1000 steps; `expect.descent.steps[1]` asks for 5000"),
+    ("descent: {start: {x: .inf}, lr: 0.1, steps: [{x: 1}]}", "`expect.descent.start.x` must be finite"),
+    ("descent: {start: {x: 1}, lr: 0.1, steps: [{x: .nan}]}", "`expect.descent.steps[0].x` must be finite"),
+])
+def test_malformed_claims_the_claims_no_longer_check_are_load_errors(claim, message):
+    """claims/ trusts the loader for the structure of a claim: these reach it never."""
+    cases, errors = load_text(textwrap.dedent(f"""
+        name: bad
+        variables: {{x: {{}}}}
+        expr: x**2
+        expect:
+          {claim}
+        """), "claims.yaml")
+    assert not cases
+    assert any(message in str(e) for e in errors), [str(e) for e in errors]
+    assert all(e.location is not None and e.location.line == 6 for e in errors)
 
 
 # --- differentiable --------------------------------------------------------------------------

@@ -13,127 +13,102 @@ from sympy.printing.pycode import PythonCodePrinter
 import torch
 
 from ..autograd import classify_error
+from ..case import Case
 from ..points import torch_dtype
 from ..results import FAIL, PASS, UNSET, DescentStep, Details, Result
 from ..symbolic import CompiledCase
 from .context import (as_numpy, claim_error, claim_result, claim_rows_of, claimed_numbers, constant_subs,
                       jacobian_exprs, read_point, torch_dtype_name, torch_plain, variable_offsets)
-from .numbers import (EXACT_DIGITS, as_written, exact_array, exact_number, floats, fmt, fmt_num, is_number,
+from .numbers import (EXACT_DIGITS, as_written, exact_array, exact_number, floats, fmt, fmt_num,
                       places_text, plain, rational, rounding_note, texts)
 
-MAX_DESCENT_STEPS = 1000     # iterations a descent claim may ask for
 MAX_RATIONAL_BITS = 4000     # a descent iterate beyond this continues in EXACT_DIGITS-digit floats
 
 
-# Long on purpose (about 75 lines): builds the exact and torch trajectories and the claimed rows
-# of one table together; the rows read all three.
-def descent_claim(compiled: CompiledCase, spec: Any, key: str) -> Result:
+def descent_claim(compiled: CompiledCase, spec: Mapping[str, Any], key: str) -> Result:
+    """The result of one descent claim ({start, lr, steps}, as the loader checked it): the
+    exact and torch trajectories side by side, each claimed number decided on the exact one."""
     case = compiled.case
-    if not isinstance(spec, Mapping) or not {"start", "lr", "steps"} <= set(spec):
-        raise claim_error(case, key, "a descent claim is {start: {variable: value}, lr: number, steps: [...]}")
-    extra = [k for k in spec if k not in ("start", "lr", "steps")]
-    if extra:
-        raise claim_error(case, key, f"unknown key {extra[0]!r} in a descent claim (keys: start, lr, steps)")
     if compiled.output.ndim:
         raise claim_error(case, key, "gradient descent needs a scalar output (a loss)")
-    if not is_number(spec["lr"]):
-        raise claim_error(case, f"{key}.lr", "`lr` must be a finite number")
-    start_spec = spec["start"]
-    start_loss = None
-    if isinstance(start_spec, Mapping) and "loss" in start_spec:
-        start_spec = {k: v for k, v in start_spec.items() if k != "loss"}
-        start_loss = spec["start"]["loss"]
-        if not is_number(start_loss):
-            raise claim_error(case, f"{key}.start", "`loss` must be a finite number")
-    start = read_point(compiled, start_spec, f"{key}.start", "start")
-    steps = spec["steps"]
-    if not isinstance(steps, list) or not steps:
-        raise claim_error(case, f"{key}.steps", "`steps` must be a non-empty list of {variable: value, loss: value}")
-    claims = _step_claims(compiled, steps, f"{key}.steps")
+    start_spec = dict(spec["start"])
+    start_loss = start_spec.pop("loss", None)
+    start = read_point(compiled, start_spec)
+    claims = _step_claims(compiled, spec["steps"], f"{key}.steps")
     last = max(k for k, _ in claims)
-    if last > MAX_DESCENT_STEPS:
-        raise claim_error(case, f"{key}.steps", f"at most {MAX_DESCENT_STEPS} iterations")
-
     lr_text = fmt_num(spec["lr"])
-    lr = rational(spec["lr"])
     dtype = torch_dtype_name(case)
-    wanted_steps = {k for k, _ in claims} | {0}
-    exact_path, arithmetic = _exact_descent(compiled, start, lr, last, wanted_steps)
+    exact_path, arithmetic = _exact_descent(compiled, start, rational(spec["lr"]), last, {k for k, _ in claims} | {0})
     torch_path, torch_error = _torch_descent(compiled, start, float(exact_number(spec["lr"])), last, dtype)
-
-    wanted = {k: c for k, c in claims}
+    wanted = dict(claims)
     if start_loss is not None:
         wanted[0] = {"loss": claimed_numbers(case, f"{key}.start", start_loss, (), "the loss at the start")}
-    rows, claim_rows, failures, count = [], [], [], 0
+    table = _Table(case, lr_text, dtype, torch_error)
     for k in sorted(set(wanted) | {0}):
-        claimed = wanted.get(k, {})
-        exact_state = exact_path[k]
-        tstate = torch_path[k] if k < len(torch_path) else None
-        row_claimed = {n: v for n, v in claimed.items()}
+        table.add(k, wanted.get(k, {}), exact_path[k], torch_path[k] if k < len(torch_path) else None)
+    details = Details(trajectory=tuple(DescentStep(**row) for row in table.rows), claim=claim_rows_of(table.claim_rows),
+                      lr=spec["lr"], arithmetic=arithmetic, start={n: plain(a) for n, a in start.items()},
+                      torch_dtype=dtype, torch_error=torch_error if torch_error else UNSET)
+    head = f"descent from {fmt({n: plain(a) for n, a in start.items()})} with lr {lr_text}"
+    if table.failures:
+        status, message = FAIL, f"{head}: " + "; ".join(table.failures)
+    else:
+        status, message = PASS, f"{head}: all {len(claims)} claimed step(s) hold"
+    return claim_result(case, "descent", status, message, table.count, details)
+
+
+class _Table:
+    """The trajectory table of a descent claim, one row per claimed step (and the start),
+    and a claim row per claimed number."""
+
+    def __init__(self, case: Case, lr_text: str, dtype: str, torch_error: str | None):
+        self.case, self.lr_text, self.dtype, self.torch_error = case, lr_text, dtype, torch_error
+        self.rows: list[dict] = []
+        self.claim_rows: list[dict] = []
+        self.failures: list[str] = []
+        self.count = 0
+
+    def add(self, k: int, claimed: Mapping[str, np.ndarray], exact_state: Mapping[str, np.ndarray],
+            tstate: Mapping[str, np.ndarray] | None) -> None:
         row_exact, row_torch, row_holds = {}, {}, True if claimed else None
-        shown_names = [v.name for v in case.variables] + (["loss"] if "loss" in claimed or k == 0 else [])
+        shown_names = [v.name for v in self.case.variables] + (["loss"] if "loss" in claimed or k == 0 else [])
         for name in shown_names:
             ex = exact_state[name]
             row_exact[name] = texts(ex)
             row_torch[name] = (torch_plain(tstate[name]) if tstate is not None and name in tstate
-                               else (torch_error or "—"))
+                               else (self.torch_error or "—"))
             if name in claimed:
-                c = claimed[name]
-                holds = bool(np.all(np.frompyfunc(lambda e, v: e.holds(v), 2, 1)(ex, c)))
-                count += c.size
+                holds = self._claim(k, name, claimed[name], ex, row_torch[name])
                 row_holds = row_holds and holds
-                label = "loss" if name == "loss" else name
-                claim_rows.append({"label": f"step {k} (lr {lr_text}): {label}" if k else f"start: {label}",
-                                   "claim": f"{label} = {fmt(c)} after {k} step{'s' if k != 1 else ''}",
-                                   "claimed": as_written(c), "exact": texts(ex), "exact_float": floats(ex),
-                                   "torch": row_torch[name], "method": places_text(c), "holds": holds})
-                if not holds:
-                    failures.append(f"claims {label} = {fmt(c)} after step {k}; exact {fmt(texts(ex))}"
-                                    f"{rounding_note(ex, c)}, "
-                                    f"torch ({dtype}) {fmt(row_torch[name])}")
-        rows.append({"step": k, "claimed": {n: as_written(v) for n, v in row_claimed.items()} or None,
-                     "exact": row_exact, "torch": row_torch, "holds": row_holds})
-    details = Details(trajectory=tuple(DescentStep(**row) for row in rows), claim=claim_rows_of(claim_rows), lr=spec["lr"],
-                      arithmetic=arithmetic, start={n: plain(a) for n, a in start.items()}, torch_dtype=dtype,
-                      torch_error=torch_error if torch_error else UNSET)
-    head = f"descent from {fmt({n: plain(a) for n, a in start.items()})} with lr {lr_text}"
-    if failures:
-        status, message = FAIL, f"{head}: " + "; ".join(failures)
-    else:
-        status, message = PASS, f"{head}: all {len(claims)} claimed step(s) hold"
-    return claim_result(case, "descent", status, message, count, details)
+        self.rows.append({"step": k, "claimed": {n: as_written(v) for n, v in claimed.items()} or None,
+                          "exact": row_exact, "torch": row_torch, "holds": row_holds})
+
+    def _claim(self, k: int, label: str, c: np.ndarray, ex: np.ndarray, torch_value: Any) -> bool:
+        holds = bool(np.all(np.frompyfunc(lambda e, v: e.holds(v), 2, 1)(ex, c)))
+        self.count += c.size
+        self.claim_rows.append({"label": f"step {k} (lr {self.lr_text}): {label}" if k else f"start: {label}",
+                                "claim": f"{label} = {fmt(c)} after {k} step{'s' if k != 1 else ''}",
+                                "claimed": as_written(c), "exact": texts(ex), "exact_float": floats(ex),
+                                "torch": torch_value, "method": places_text(c), "holds": holds})
+        if not holds:
+            self.failures.append(f"claims {label} = {fmt(c)} after step {k}; exact {fmt(texts(ex))}"
+                                 f"{rounding_note(ex, c)}, torch ({self.dtype}) {fmt(torch_value)}")
+        return holds
 
 
 def _step_claims(compiled: CompiledCase, steps: list, key: str) -> list[tuple[int, dict[str, np.ndarray]]]:
     """Each claimed step as (iteration number, {variable or 'loss': numbers}); an entry may
-    say ``after: n`` to claim the iterate after n steps (otherwise it is the next step)."""
+    say ``after: n`` to claim the iterate after n steps (otherwise it is the next step). The
+    loader checked the names, the order of ``after`` and the number of steps."""
     case = compiled.case
-    names = {v.name: v for v in case.variables}
+    shapes = {v.name: v.shape for v in case.variables}
     out, k = [], 0
     for i, step in enumerate(steps):
-        where = f"{key}.{i}"
-        if not isinstance(step, Mapping) or not step:
-            raise claim_error(case, where, "each step is a mapping {variable: value, loss: value}")
         step = dict(step)
-        if "after" in step:
-            after = step.pop("after")
-            if not isinstance(after, int) or isinstance(after, bool) or after <= k:
-                raise claim_error(case, where, f"`after` must be a whole number greater than {k}")
-            k = after
-        else:
-            k += 1
-        claimed = {}
-        for name, value in step.items():
-            if name == "loss":
-                shape: tuple = ()
-            elif name in names:
-                shape = names[name].shape
-            else:
-                raise claim_error(case, where, f"{name!r} is neither a variable nor `loss`")
-            claimed[name] = claimed_numbers(case, where, value, shape, f"{name} of step {k}")
-        if not claimed:
-            raise claim_error(case, where, "the step claims nothing")
-        out.append((k, claimed))
+        after = step.pop("after", None)
+        k = after if after is not None else k + 1
+        out.append((k, {name: claimed_numbers(case, f"{key}.{i}", value, shapes.get(name, ()), f"{name} of step {k}")
+                        for name, value in step.items()}))
     return out
 
 

@@ -17,7 +17,7 @@ from ..results import ERROR, FAIL, PASS, Details, Result
 from ..symbolic import CompiledCase, placed
 from .context import (TorchAt, claim_env, claim_error, claim_result, claim_rows_of, constant_subs, jacobian_exprs,
                       torch_dtype_name, torch_plain, variable_offsets)
-from .numbers import fmt, is_number, plain, plain_floats, short
+from .numbers import fmt, plain, plain_floats, short
 
 MAX_SIMPLIFY_OPS = 2000      # identities larger than this go straight to the numeric method
 NUMERIC_POINTS = 32          # random points of the numeric method
@@ -25,78 +25,76 @@ NUMERIC_DPS = 50             # significant digits of the numeric method
 NUMERIC_TOL = mpmath.mpf("1e-30")
 
 
-# Long on purpose (about 100 lines): one identity claim is one decision over shared state (the claimed
-# array, the exact Jacobian, its offsets): read, check shapes, simplify, then the high-precision
-# numeric fallback. Its structure checks moved to the loader; splitting the rest is left to the claims split.
+#: one identity to decide: (label, the claim's text, its key, claimed array, exact array)
+Group = tuple[str, str, str, np.ndarray, np.ndarray]
+
+
 def identity_claim(compiled: CompiledCase, kind: str, spec: Any) -> Result:
+    """The result of ``expect.<kind>`` (derivative, gradient or jacobian): every block of the
+    claim decided against the exact Jacobian."""
+    read = {"derivative": _derivative_group, "gradient": _gradient_groups, "jacobian": _jacobian_groups}[kind]
+    return _identity_result(compiled, kind, read(compiled, spec, f"expect.{kind}"))
+
+
+def _read(compiled: CompiledCase, text: str, where: str) -> np.ndarray:
+    """A claimed expression (text, as the loader validated it) in the case's exact symbols."""
+    try:
+        return to_math(parse(str(text)), claim_env(compiled))
+    except ExpressionError as err:
+        raise placed(err, compiled.case, where) from None
+
+
+def _derivative_group(compiled: CompiledCase, spec: Any, key: str) -> list[Group]:
     case = compiled.case
-    key = f"expect.{kind}"
-    points = 0
-    jac = jacobian_exprs(compiled)
-    offsets = variable_offsets(compiled)
-    out_shape = compiled.out_shape
-    groups: list[tuple[str, str, str, np.ndarray, np.ndarray]] = []  # (label, text, key, claimed, exact)
+    if len(case.variables) != 1 or case.variables[0].shape or compiled.output.ndim:
+        raise claim_error(case, key, "`derivative` needs a scalar function of one scalar variable",
+                          "use `gradient` or `jacobian`")
+    claimed = _read(compiled, spec, key)
+    _shape_or_error(case, key, claimed, ())
+    exact = np.array(jacobian_exprs(compiled)[0, 0], dtype=object)
+    return [(f"df/d{case.variables[0].name}", str(spec), key, claimed, exact)]
 
-    def read(text: Any, where: str) -> np.ndarray:
-        if not isinstance(text, str) and not is_number(text):
-            raise claim_error(case, where, "an identity claim is an expression of the case language (text)")
-        try:
-            return to_math(parse(str(text)), claim_env(compiled))
-        except ExpressionError as err:
-            raise placed(err, case, where) from None
 
-    if kind == "derivative":
-        if len(case.variables) != 1 or case.variables[0].shape or compiled.output.ndim:
-            raise claim_error(case, key, "`derivative` needs a scalar function of one scalar variable",
-                         "use `gradient` or `jacobian`")
-        claimed = read(spec, key)
-        _shape_or_error(case, key, claimed, ())
-        v = case.variables[0].name
-        groups.append((f"df/d{v}", str(spec), key, claimed, np.array(jac[0, 0], dtype=object)))
-    elif kind == "gradient":
-        if compiled.output.ndim:
-            raise claim_error(case, key, "`gradient` needs a scalar output", "use `jacobian` for a vector output")
-        if isinstance(spec, (str, int, float)) and len(case.variables) == 1:
-            spec = {case.variables[0].name: spec}
-        if not isinstance(spec, Mapping) or not spec:
-            raise claim_error(case, key, "`gradient` maps variables to expressions: {w: ...}")
-        for name, text in spec.items():
-            where = f"{key}.{name}"
-            if name not in offsets:
-                raise claim_error(case, where, f"{name!r} is not a variable of the case "
-                             f"(variables: {[v.name for v in case.variables]})")
-            var = case.variable(name)
-            lo, hi = offsets[name]
-            exact = jac[0, lo:hi].reshape(var.shape)
-            claimed = _broadcast(case, where, read(text, where), var.shape)
-            groups.append((f"∂f/∂{name}", str(text), where, claimed, exact))
-    else:  # jacobian
-        if isinstance(spec, Mapping):
-            items = list(spec.items())
-        elif len(case.variables) == 1:
-            items = [(case.variables[0].name, spec)]
-        else:
-            raise claim_error(case, key, "with several variables, `jacobian` maps each variable to its block")
-        for name, text in items:
-            where = f"{key}.{name}" if isinstance(spec, Mapping) else key
-            if name not in offsets:
-                raise claim_error(case, where, f"{name!r} is not a variable of the case")
-            var = case.variable(name)
-            lo, hi = offsets[name]
-            block = jac[:, lo:hi]
-            claimed = read(text, where)
-            full = tuple(out_shape) + tuple(var.shape)
-            if claimed.shape == full:
-                exact = block.reshape(full)
-            elif claimed.shape == block.shape:
-                exact = block
-            else:
-                raise claim_error(case, where, f"the claimed Jacobian has shape {list(claimed.shape)}; "
-                             f"d {list(out_shape)} / d {name}{list(var.shape)} has shape {list(full)}")
-            groups.append((f"∂y/∂{name}", str(text), where, claimed, exact))
+def _gradient_groups(compiled: CompiledCase, spec: Mapping[str, Any], key: str) -> list[Group]:
+    """One group per variable the claim names (the loader checked the names)."""
+    case = compiled.case
+    if compiled.output.ndim:
+        raise claim_error(case, key, "`gradient` needs a scalar output", "use `jacobian` for a vector output")
+    jac, offsets = jacobian_exprs(compiled), variable_offsets(compiled)
+    groups = []
+    for name, text in spec.items():
+        where = f"{key}.{name}"
+        var = case.variable(name)
+        lo, hi = offsets[name]
+        claimed = _broadcast(case, where, _read(compiled, text, where), var.shape)
+        groups.append((f"∂f/∂{name}", str(text), where, claimed, jac[0, lo:hi].reshape(var.shape)))
+    return groups
 
+
+def _jacobian_groups(compiled: CompiledCase, spec: Any, key: str) -> list[Group]:
+    """The whole Jacobian of a case of one variable, claimed as one expression of the output's
+    shape followed by the variable's, or as (outputs × inputs)."""
+    case = compiled.case
+    if len(case.variables) != 1:
+        raise claim_error(case, key, "a `jacobian` identity needs a case of one variable",
+                          "claim the `gradient` per variable, or numbers at points with `values`")
+    var = case.variables[0]
+    block = jacobian_exprs(compiled)
+    claimed = _read(compiled, spec, key)
+    full = tuple(compiled.out_shape) + tuple(var.shape)
+    if claimed.shape == full:
+        exact = block.reshape(full)
+    elif claimed.shape == block.shape:
+        exact = block
+    else:
+        raise claim_error(case, key, f"the claimed Jacobian has shape {list(claimed.shape)}; "
+                          f"d {list(compiled.out_shape)} / d {var.name}{list(var.shape)} has shape {list(full)}")
+    return [(f"∂y/∂{var.name}", str(spec), key, claimed, exact)]
+
+
+def _identity_result(compiled: CompiledCase, kind: str, groups: list[Group]) -> Result:
     subs = constant_subs(compiled)
-    rows, failures, methods = [], [], []
+    rows, failures, methods, points = [], [], [], 0
     for label, text, where, claimed, exact in groups:
         verdict = decide_identity(claimed, exact, subs, compiled)
         methods.append(verdict["method"])
@@ -125,7 +123,7 @@ def identity_claim(compiled: CompiledCase, kind: str, spec: Any) -> Result:
         how = ("the difference simplifies to zero" if method == "symbolic" else
                f"the difference vanishes at {NUMERIC_POINTS} random points ({NUMERIC_DPS} digits)")
         status, message = PASS, f"{kind} identity holds ({method}: {how})"
-    return claim_result(case, kind, status, message, points, Details(claim=claim_rows_of(rows), method=method))
+    return claim_result(compiled.case, kind, status, message, points, Details(claim=claim_rows_of(rows), method=method))
 
 
 def _short_exprs(exact: np.ndarray) -> Any:

@@ -72,6 +72,7 @@ MAX_MAGNITUDE = 1e300       # |domain bound|: high - low stays a finite float64
 MAX_RANK = 16               # dimensions of a variable or constant
 MAX_ELEMENTS = 100_000      # entries of one variable or constant (one exact symbol each)
 MAX_SAMPLES = 1_000_000     # random points of one case
+MAX_DESCENT_STEPS = 1000    # iterations a descent claim may ask for
 _FLOAT64_MAX = 1.7976931348623157e308
 
 # Names with a fixed meaning in expressions; a variable with one of them would be ambiguous.
@@ -558,6 +559,18 @@ def _floats(value: Any) -> Any:
     return [_floats(item) for item in value] if isinstance(value, list) else float(value)
 
 
+def _to_claimed_numbers(value: Any) -> Any:
+    """Numbers of a claim (a point, a claimed value, a descent state): finite, since a claim
+    is decided against an exact value."""
+    numbers = _to_float_array(value)
+    flat = [numbers]
+    while flat and isinstance(flat[0], list):
+        flat = [item for row in flat for item in row]
+    if not all(math.isfinite(x) for x in flat):
+        raise _problem(f"{{key}} must be finite, got {_describe(value)}")
+    return numbers
+
+
 def _to_import_target(value: str) -> str:
     if not _IMPORT_TARGET.fullmatch(value):
         raise _problem(f"{{key}} must look like 'package.module:attribute', got {_describe(value)}",
@@ -725,23 +738,26 @@ def _to_gradient_numbers(value: Any) -> Any:
     # {variable: numbers}, or the numbers alone for a case of one variable (checked by name
     # in _claim_problems)
     if isinstance(value, dict):
-        return {name: _to_float_array(numbers) for name, numbers in value.items()}
-    return _to_float_array(value)
+        if not value:
+            raise _problem("{key} names no variable", hint="map each variable to its numbers: {w: 24}")
+        return {name: _to_claimed_numbers(numbers) for name, numbers in value.items()}
+    return _to_claimed_numbers(value)
 
 
 _FiniteNumber = Annotated[float, PlainValidator(_to_finite_number)]
-_Numbers = dict[str, _FloatArray]
+_ClaimedNumbers = Annotated[Any, PlainValidator(_to_claimed_numbers)]
+_Numbers = dict[str, _ClaimedNumbers]
 
 
 class ValueClaimModel(_Strict):
     """One entry of `expect.values`: a point and the numbers claimed there."""
 
     at: _Numbers
-    value: _FloatArray | None = None
-    derivative: _FloatArray | None = None
+    value: _ClaimedNumbers | None = None
+    derivative: _ClaimedNumbers | None = None
     gradient: Annotated[Any, PlainValidator(_to_gradient_numbers)] = None
-    jacobian: _FloatArray | None = None
-    intermediates: _Numbers | None = None
+    jacobian: _ClaimedNumbers | None = None
+    intermediates: Annotated[_Numbers, Field(min_length=1)] | None = None
 
     @model_validator(mode="after")
     def _claims_something(self) -> "ValueClaimModel":
@@ -755,9 +771,15 @@ class DescentStepModel(_Strict):
     """A claimed state after a step: variables, optionally `loss`, and `after` (the step number)."""
 
     model_config = ConfigDict(extra="allow", strict=True, frozen=True)
-    __pydantic_extra__: dict[str, _FloatArray]  # the variables' values, checked by name in _claim_problems
+    __pydantic_extra__: dict[str, _ClaimedNumbers]  # the variables' values, checked by name in _claim_problems
     after: Annotated[int, PlainValidator(_to_step_number)] | None = None
     loss: _FiniteNumber | None = None
+
+    @model_validator(mode="after")
+    def _claims_something(self) -> "DescentStepModel":
+        if self.loss is None and not self.__pydantic_extra__:
+            raise _problem("{key} claims nothing", hint="give the variables' values or `loss` after the step")
+        return self
 
 
 class DescentModel(_Strict):
@@ -766,6 +788,19 @@ class DescentModel(_Strict):
     start: _Numbers
     lr: _FiniteNumber
     steps: Annotated[list[DescentStepModel], Field(min_length=1)]
+
+    @model_validator(mode="after")
+    def _steps_in_order(self) -> "DescentModel":
+        k = 0
+        for index, step in enumerate(self.steps):
+            if step.after is not None and step.after <= k:
+                raise _problem(f"{{key}} must be a whole number greater than {k} (the step before)",
+                               sub=("steps", index, "after"))
+            k = step.after if step.after is not None else k + 1
+            if k > MAX_DESCENT_STEPS:
+                raise _problem(f"a descent claim may ask for at most {MAX_DESCENT_STEPS} steps; {{key}} asks for {k}",
+                               sub=("steps", index))
+        return self
 
 
 VALUE_CLAIMS = tuple(k for k in ValueClaimModel.model_fields if k != "at")
@@ -776,7 +811,7 @@ class ExpectModel(_Strict):
     their digits, see WrittenFloat)."""
 
     derivative: _Expression | None = None
-    gradient: dict[str, _Expression] | None = None
+    gradient: Annotated[dict[str, _Expression], Field(min_length=1)] | None = None
     jacobian: _Expression | None = None
     values: Annotated[list[ValueClaimModel], Field(min_length=1)] | None = None
     differentiable: bool | None = None
