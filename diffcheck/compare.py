@@ -77,7 +77,10 @@ singularity or a kink, see :mod:`diffcheck.diagnostics.limits`), ``kink`` (at a 
 the exact derivative jumps, torch's value lies between the one-sided limits), ``unstable`` (exact value finite, torch NaN or ±inf), ``overflow`` (exact value beyond the
 dtype's range and torch returned the infinity of its sign: correct), ``singular`` (the exact
 derivative is ±inf at the point: not compared), ``undefined`` (the exact value is undefined:
-not compared). A point takes the worst class of its entries.
+not compared), ``raised`` (torch raised at this point alone, e.g. ``inv`` of a singular matrix,
+where the exact value is finite: an error at that point; where the exact value is infinite or
+undefined too, the point is ``singular``/``undefined`` as above). A point takes the worst class
+of its entries.
 """
 
 from __future__ import annotations
@@ -101,7 +104,7 @@ UNDERFLOW = 4.0      # subnormal spacings granted at a point the default fails (
 NEAR_CONDITIONING = 3.0  # an error within this multiple of the conditioning allowance is "near" it
 
 # Severity order of the point classes: a point takes the worst of its entries.
-CLASSES = ("pass", "kink", "overflow", "undefined", "singular", "unstable", "fail")
+CLASSES = ("pass", "kink", "overflow", "undefined", "singular", "unstable", "fail", "raised")
 _RANK = {c: i for i, c in enumerate(CLASSES)}
 # Exact-value kinds produced by the reference evaluation.
 FINITE, POS_INF, NEG_INF, UNDEFINED = 0, 1, 2, 3
@@ -164,8 +167,8 @@ BLOCK_CELLS = 1 << 20  # entries compared at a time: bounds the temporaries of a
 
 def compare(reference: np.ndarray, kinds: np.ndarray, got: np.ndarray, dtype: str,
             override: Tolerance | None = None, intervals: np.ndarray | None = None,
-            scale_floor: float = 0.0, conditioning: Callable[[np.ndarray], np.ndarray] | None = None
-            ) -> Comparison:
+            scale_floor: float = 0.0, conditioning: Callable[[np.ndarray], np.ndarray] | None = None,
+            raised: np.ndarray | None = None) -> Comparison:
     """The comparison of torch's ``got`` with the exact values (see :func:`compare_rows`).
 
     ``conditioning(rows)``, when given, returns the rounding scale K (P_rows, n) of the exact
@@ -173,8 +176,11 @@ def compare(reference: np.ndarray, kinds: np.ndarray, got: np.ndarray, dtype: st
     row, the smallest |value| of an operation that underflows in the dtype (+inf if none). It is
     read only when the default policy fails some points: those points are judged again with
     the allowance ``max(default, CONDITIONING·u·K)`` (u = eps/2, see the module docstring), and
-    every failure then reports the allowance it was judged by."""
-    first = _compare(reference, kinds, got, dtype, override, intervals, scale_floor)
+    every failure then reports the allowance it was judged by.
+
+    ``raised`` (P,) marks the points where torch raised (their values are NaN): each is a
+    ``raised`` point where an exact value is finite, else singular or undefined."""
+    first = _compare(reference, kinds, got, dtype, override, intervals, scale_floor, raised=raised)
     if conditioning is None or override is not None or not first.counts.get("fail"):
         return first
     rows = np.flatnonzero(first.point_class == "fail")
@@ -186,12 +192,13 @@ def compare(reference: np.ndarray, kinds: np.ndarray, got: np.ndarray, dtype: st
             np.minimum(spacing / smallest[:, None], 1.0)
         extra[rows] = np.maximum(CONDITIONING * EPS[dtype] / 2 * np.abs(scale),
                                  np.maximum(UNDERFLOW * spacing, UNDERFLOW * underflow))
-    return _compare(reference, kinds, got, dtype, override, intervals, scale_floor, extra)
+    return _compare(reference, kinds, got, dtype, override, intervals, scale_floor, extra, raised)
 
 
 def _compare(reference: np.ndarray, kinds: np.ndarray, got: np.ndarray, dtype: str,
              override: Tolerance | None = None, intervals: np.ndarray | None = None,
-             scale_floor: float = 0.0, extra: np.ndarray | None = None) -> Comparison:
+             scale_floor: float = 0.0, extra: np.ndarray | None = None,
+             raised: np.ndarray | None = None) -> Comparison:
     """Compare block by block of rows (points), with S taken over all rows first, so that
     the result is the one a single pass would give; see :func:`compare_rows`. When every
     exact value is finite and in the dtype's range, torch's are all finite and no point is
@@ -201,12 +208,13 @@ def _compare(reference: np.ndarray, kinds: np.ndarray, got: np.ndarray, dtype: s
         return _compare_plain(reference, got, dtype, override, scale_floor)
     rows = max(1, BLOCK_CELLS // max(reference.shape[1] if reference.ndim == 2 else 1, 1))
     if reference.shape[0] <= rows:
-        return compare_rows(reference, kinds, got, dtype, override, intervals, scale_floor, extra)
+        return compare_rows(reference, kinds, got, dtype, override, intervals, scale_floor, extra, raised)
     in_range = (kinds == FINITE) & (np.abs(reference) <= MAX[dtype])
     scale = max(float(np.abs(np.where(in_range, reference, 0.0)).max()), scale_floor)
     parts = [(s, compare_rows(reference[s:s + rows], kinds[s:s + rows], got[s:s + rows], dtype, override,
                               None if intervals is None else intervals[s:s + rows], scale,
-                              None if extra is None else extra[s:s + rows]))
+                              None if extra is None else extra[s:s + rows],
+                              None if raised is None else raised[s:s + rows]))
              for s in range(0, reference.shape[0], rows)]
     counts: dict[str, int] = {}
     examples: dict[str, list[tuple[int, int]]] = {}
@@ -367,7 +375,8 @@ class PlainStream:
 # split, each piece would recompute the masks the next one reads.
 def compare_rows(reference: np.ndarray, kinds: np.ndarray, got: np.ndarray, dtype: str,
                  override: Tolerance | None = None, intervals: np.ndarray | None = None,
-                 scale_floor: float = 0.0, extra: np.ndarray | None = None) -> Comparison:
+                 scale_floor: float = 0.0, extra: np.ndarray | None = None,
+                 raised: np.ndarray | None = None) -> Comparison:
     """Compare torch's values ``got`` with the exact ``reference`` (both (P, n) float64;
     ``kinds`` gives FINITE/POS_INF/NEG_INF/UNDEFINED for each exact value).
 
@@ -413,6 +422,10 @@ def compare_rows(reference: np.ndarray, kinds: np.ndarray, got: np.ndarray, dtyp
     cls[at_kink & (cls == _RANK["pass"])] = _RANK["kink"]
     cls[(kinds == POS_INF) | (kinds == NEG_INF)] = _RANK["singular"]
     cls[kinds == UNDEFINED] = _RANK["undefined"]
+    at_raised = np.zeros(ref.shape, dtype=bool)
+    if raised is not None and raised.any():  # torch raised there: an error unless undefined there too
+        at_raised = raised[:, None] & (kinds == FINITE)
+        cls[at_raised] = _RANK["raised"]
 
     per_point = cls.max(axis=1) if cls.size else np.zeros(len(got), dtype=np.int8)
     point_class = np.array([CLASSES[c] for c in per_point], dtype=object)
@@ -447,7 +460,7 @@ def compare_rows(reference: np.ndarray, kinds: np.ndarray, got: np.ndarray, dtyp
     # an unstable point is the worst one to show, and a NaN at a limit before it
     if "unstable" in examples:
         worst = examples["unstable"][0]
-    nan_at_limit = np.argwhere(at_limit & finite_ref & ~got_finite)
+    nan_at_limit = np.argwhere(at_limit & finite_ref & ~got_finite & ~at_raised)
     if len(nan_at_limit):
         worst, worst_ratio = tuple(int(v) for v in nan_at_limit[0]), float("inf")
     return Comparison(point_class, counts, policy, int(compared_mask.any(axis=1).sum()) if got.size else 0,
@@ -466,6 +479,8 @@ def _round_up(x: float) -> float:
 
 def status_of(counts: dict[str, int]) -> str:
     """The result status implied by its point counts."""
+    if counts.get("raised"):
+        return "error"
     if counts.get("fail"):
         return "fail"
     if counts.get("unstable"):

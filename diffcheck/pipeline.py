@@ -246,6 +246,7 @@ def _run(ctx: _Context, target: Target, label: str, mode: str | None) -> Result:
     override = case.tolerance.get(ctx.dtype, case.tolerance.get("*"))
     special = _special(ctx, target, ref)
     intervals = special.intervals
+    raw = ref  # SymPy's own values: where torch raises, a limit of them is not what torch was asked
     if special.kinds is not None:
         ref = _Reference(ref.values, special.kinds)
     try:
@@ -261,18 +262,56 @@ def _run(ctx: _Context, target: Target, label: str, mode: str | None) -> Result:
     except MissingKernel as err:
         return stopped(UNSUPPORTED, str(err))
     except TorchRaised as err:
-        return stopped(ERROR, f"torch raised: {err}")
+        if not _undefined_wherever_raised(ctx, raw):
+            return stopped(ERROR, f"torch raised: {err}")
+        got = np.full(ref.values.shape, np.nan)  # torch raised at every point, and so is the exact value undefined
     except Unsupported as err:
         if "modes" in case.positions:  # the case asks for this mode by name: an error
             return stopped(ERROR, f"`modes:` asks for {mode} mode, and torch cannot run it here: {err}")
         return stopped(UNSUPPORTED, f"{mode} mode not checked: {err} (list `modes:` to choose the modes)")
+    raised = _raised_rows(ctx)
+    if raised is not None:  # torch raised there: undefined where SymPy's value is, else an error
+        ref = _Reference(ref.values, np.where(raised[:, None], raw.kinds, ref.kinds))
+        if intervals is not None:
+            intervals = np.where(raised[:, None, None], np.nan, intervals)
     comparison = cmp.compare(ref.values, ref.kinds, got, ctx.dtype, override, intervals,
                              scale_floor=0.0 if override else _scale_floor(ctx, target),
-                             conditioning=_conditioning(ctx, target))
+                             conditioning=_conditioning(ctx, target), raised=raised)
     details = Details(kinks=_kink_details(ctx, target, intervals, got, comparison) if intervals is not None else (),
                       singular=_singular_details(ctx, target, ref, special, got),
                       limits=_limit_details(ctx, target, special, got, comparison))
     return _finish(ctx, target, label, mode, comparison, ref, got, start, details)
+
+
+def _raised_rows(ctx: _Context) -> np.ndarray | None:
+    """(P,) the points where torch raised while the others computed (:attr:`Torchside.raised`)."""
+    if not ctx.torchside.raised:
+        return None
+    rows = np.zeros(ctx.points.count, dtype=bool)
+    rows[list(ctx.torchside.raised)] = True
+    return rows
+
+
+def _undefined_wherever_raised(ctx: _Context, ref: _Reference) -> bool:
+    """torch raised at every point: whether the exact value is infinite or undefined at each of
+    them too (``inv`` at singular matrices only). Then they are singular points, not an error."""
+    raised = ctx.torchside.raised
+    return len(raised) == ctx.points.count > 0 and bool((ref.kinds != cmp.FINITE).all())
+
+
+def _raised_text(ctx: _Context, comparison: cmp.Comparison) -> str | None:
+    """The message part for the points where torch raised: an error where the exact value is
+    finite (the first such point with torch's message), else said beside the undefined points."""
+    raised = ctx.torchside.raised
+    if not raised:
+        return None
+    rows = [int(i) for i in np.flatnonzero(comparison.point_class == "raised")]
+    if rows:
+        at = ", ".join(f"{k} = {v}" for k, v in ctx.points.point(rows[0]).items())
+        return (f"torch raised at {len(rows)} of {ctx.points.count} points where the exact value is finite "
+                f"(at {at}: {raised[rows[0]]})")
+    return (f"torch raised at {len(raised)} of {ctx.points.count} points, each where the exact value is "
+            f"infinite or undefined too ({next(iter(raised.values()))})")
 
 
 def _conditioning(ctx: _Context, target: Target):
@@ -309,7 +348,7 @@ def _finish(ctx: _Context, target: Target, label: str, mode: str | None, compari
         i, j = comparison.worst
         g = float(got[i, j]) if got is not None else comparison.worst_got
         worst = _worst(ctx, target, ref, g, i, j)
-    message = _message(comparison, ctx.points.count, details, ctx.dtype)
+    message = _message(comparison, ctx.points.count, details, ctx.dtype, _raised_text(ctx, comparison))
     if ctx.options.search:
         hit = _search(ctx, target, mode, comparison)
         details = replace(details, search=hit)
@@ -610,6 +649,8 @@ def _limit_details(ctx: _Context, target: Target, special: _Special, got: np.nda
     undefined or infinite value, or a branch's convention at a boundary)."""
     out = []
     for (i, j), (verdict, exact) in special.examined.items():
+        if i in ctx.torchside.raised:  # torch raised there: no value to hold against a limit
+            continue
         g = float(got[i, j])
         if verdict.kind != "limit" or (exact == verdict.lo and np.isfinite(g)):
             continue
@@ -692,8 +733,9 @@ def _conditioning_hint(comparison: cmp.Comparison, dtype: str) -> str | None:
             f"`tolerance: {{{dtype}: {{rtol: {rtol:.3g}, atol: {atol:.3g}}}}}` accepts it")
 
 
-def _message(comparison: cmp.Comparison, total: int, details: Details, dtype: str = "") -> str:
-    parts = []
+def _message(comparison: cmp.Comparison, total: int, details: Details, dtype: str = "",
+             raised: str | None = None) -> str:
+    parts = [raised] if raised else []
     c = comparison.counts
     for d in [d for d in details.limits if not d.passed][:1]:
         at = ", ".join(f"{k} = {v}" for k, v in d.point.items())

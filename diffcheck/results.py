@@ -69,6 +69,7 @@ class PointClass(StrEnum):
     SINGULAR = "singular"
     UNSTABLE = "unstable"
     FAIL = "fail"
+    RAISED = "raised"     # torch raised at this point (the others were computed): an error
 
 
 # The statuses under their short names, as the checker and older code spell them.

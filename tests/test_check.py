@@ -80,6 +80,34 @@ def test_reference_sigmoid_derivative_in_the_far_tail():
     assert want[0] == 0.0 and 0.0 < want[2] < 2.3e-308  # e^-800 rounds to 0; e^-740 is subnormal
 
 
+LOG_NDTR_TAIL = [-12.0, -15.5, -20.0, -24.0625, -29.0, -35.0]
+
+
+def test_reference_log_ndtr_where_its_cdf_cancels_to_zero_at_30_digits():
+    # d/dx log Φ(x) = φ(x)/Φ(x); SymPy writes Φ(x) = 1 − erfc(x/√2)/2, which is 0 at 30 digits
+    # for x ≤ −12 (Φ(−12) = 1.8e-33). 1/0 there is not a proven undefined value: its bound
+    # says so, and a higher precision finds the finite value
+    case = make_case("l", "log_ndtr(x)")
+    rows = [[x] for x in LOG_NDTR_TAIL]
+    values, kinds = _reference(case, Check("gradient"), rows)
+    assert (kinds == cmp.FINITE).all()
+    with mpmath.workdps(80):
+        want = [_rounded(mpmath.npdf(x) / mpmath.ncdf(x)) for x in LOG_NDTR_TAIL]
+    assert values[:, 0].tolist() == want
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_log_ndtr_in_its_left_tail_has_no_undefined_point(dtype):
+    case = make_case("l", "log_ndtr(x)", {"x": {"domain": [-36, -11]}}, dtypes=[dtype],
+                     modes=["reverse"], samples=0, points=[{"x": x} for x in LOG_NDTR_TAIL])
+    rs = results(case)
+    for r in rs:
+        assert not (r.counts.get("undefined") or r.counts.get("singular")), (r.check, r.counts, r.message)
+        assert r.points == len(LOG_NDTR_TAIL)
+    # the value passes; torch's gradient is off by about (x²/2)·eps there (cases/library/special.yaml)
+    assert rs[0].check == "value" and rs[0].status == "pass", rs[0].message
+
+
 def test_reference_softmax_jacobian_at_logits_1000():
     rows = [[1000.0, -1000.0], [1000.0, 999.0], [-1000.0, -1001.0]]
     values, kinds = _reference(make_case("sm", "softmax(x)", {"x": {"shape": [2]}}), Check("jacobian"), rows)

@@ -207,13 +207,15 @@ def test_empty_comparison():
     ({"unstable": 1, "singular": 1}, "unstable"),
     ({"fail": 1, "unstable": 5}, "fail"),
     ({"fail": 1, "pass": 100}, "fail"),
+    ({"raised": 1, "pass": 2}, "error"),
+    ({"raised": 1, "fail": 2, "undefined": 1}, "error"),
 ])
 def test_status_of(counts, status):
     assert status_of(counts) == status
 
 
 def test_classes_are_ordered_by_severity():
-    assert cmp.CLASSES[0] == "pass" and cmp.CLASSES[-1] == "fail"
+    assert cmp.CLASSES[0] == "pass" and cmp.CLASSES[-2:] == ("fail", "raised")
     assert cmp.CLASSES.index("unstable") > cmp.CLASSES.index("singular") > cmp.CLASSES.index("kink")
 
 

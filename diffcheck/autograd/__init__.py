@@ -145,6 +145,9 @@ class Torchside:
     points: PointSet
     device: str = "cpu"
     notes: list[str] = field(default_factory=list)
+    #: points where torch raised while the others computed (a singular matrix for inv): point →
+    #: torch's message. Their rows are NaN; the comparison classes them (:mod:`diffcheck.compare`)
+    raised: dict[int, str] = field(default_factory=dict)
 
     def __post_init__(self):
         self.tdtype = torch_dtype(self.dtype)
@@ -188,12 +191,53 @@ class Torchside:
 
     # -- values and derivatives -----------------------------------------------------------
     def value(self, target: Target) -> np.ndarray:
+        self.raised = {}
+        try:
+            return self._value()
+        except TorchRaised as err:
+            return self._each_point(err, "value", lambda part: part._value())
+
+    def _value(self) -> np.ndarray:
         out = self._batched(self.f, "value")
         expected = (self.points.count,) + self.compiled.out_shape
         if tuple(out.shape) != expected:
             raise TorchRaised(f"the torch implementation returns shape {list(out.shape[1:])}, "
                               f"the expression has shape {list(self.compiled.out_shape)}")
         return _np(out).reshape(self.points.count, -1)
+
+    def _each_point(self, first: TorchRaised, label: str, compute: Callable[["Torchside"], np.ndarray]) -> np.ndarray:
+        """torch raised for the batch (``first``): each point computed alone, so that an op that
+        raises on some inputs (``inv`` of a singular matrix, ``cholesky`` of an indefinite one)
+        costs those points only. A point where torch raises gets a NaN row and its message in
+        :attr:`raised`; the comparison decides what it is (singular where the exact value is
+        undefined too, else an error at that point). Only :class:`TorchRaised` is per point:
+        no derivative, no kernel or no mode at all stays the whole result's outcome. Raises
+        ``first`` when every point raises (a fault of the code, not of a point; the pipeline
+        then asks :attr:`raised` whether the exact value is undefined at all of them)."""
+        p = self.points.count
+        rows: list[np.ndarray | None] = []
+        raised: dict[int, str] = {}
+        with one_thread():
+            for i in range(p):
+                part = self._part(i, i + 1)
+                try:
+                    rows.append(compute(part))
+                    self.notes.extend(n for n in part.notes if n not in self.notes)
+                except TorchRaised as err:
+                    raised[i] = str(err)
+                    rows.append(None)
+        self.raised = raised
+        done = [r for r in rows if r is not None]
+        if not done or any(r.shape[1] != done[0].shape[1] for r in done):
+            raise first
+        out = np.full((p, done[0].shape[1]), np.nan)
+        for i, r in enumerate(rows):
+            if r is not None:
+                out[i] = r[0]
+        if raised:
+            self.notes.append(f"{label}: torch raised at {len(raised)} of {p} points "
+                              f"(`{next(iter(raised.values()))[:160]}`); each point was computed alone")
+        return out
 
     def derivative(self, target: Target, mode: str,
                    consume: Callable[[int, np.ndarray], bool] | None = None) -> np.ndarray | bool:
@@ -209,6 +253,7 @@ class Torchside:
         False as soon as ``consume`` declines one (the caller then asks again without it).
         A derivative small enough for one block is returned as an array either way."""
         p, entries = self.points.count, len(target.exprs)
+        self.raised = {}
         block = self._block(target)
         if not self.in_blocks(target):
             return self._checked(self, target, mode)
@@ -217,8 +262,11 @@ class Torchside:
             out = np.empty((p, entries), dtype=np.float32 if self.tdtype == torch.float32 else np.float64)
         for start in range(0, p, block):
             part = self._part(start, min(p, start + block))
-            got = self._checked(part, target, mode)
-            self.notes.extend(n for n in part.notes if n not in self.notes)
+            try:
+                got = self._checked(part, target, mode)
+            finally:
+                self.notes.extend(n for n in part.notes if n not in self.notes)
+                self.raised.update((start + i, m) for i, m in part.raised.items())
             if out is not None:
                 out[start:start + part.points.count] = got
             elif not consume(start, got):
@@ -246,14 +294,20 @@ class Torchside:
 
     def _checked(self, side: "Torchside", target: Target, mode: str) -> np.ndarray:
         try:
-            got = side._derivative(target, mode)
-        except (ValueError, IndexError) as err:  # torch's derivative has another layout
-            raise TorchRaised(f"torch's {target.label} does not have the expected shape: {err}") from None
+            got = side._laid_out(target, mode)
+        except TorchRaised as err:  # at some points only? (inv of a singular matrix)
+            got = side._each_point(err, f"{target.label}/{mode}", lambda part: part._laid_out(target, mode))
         if got.shape != (side.points.count, len(target.exprs)):
             raise TorchRaised(f"torch's {target.label} has {got.size // max(side.points.count, 1)} entries per "
                               f"point; the exact one has {len(target.exprs)} (does the torch implementation "
                               f"return the shape of the expression, {list(self.compiled.out_shape)}?)")
         return got
+
+    def _laid_out(self, target: Target, mode: str) -> np.ndarray:
+        try:
+            return self._derivative(target, mode)
+        except (ValueError, IndexError) as err:  # torch's derivative has another layout
+            raise TorchRaised(f"torch's {target.label} does not have the expected shape: {err}") from None
 
     def _derivative(self, target: Target, mode: str) -> np.ndarray:
         kind = target.label

@@ -87,8 +87,8 @@ class MpmathGraph:
             return memo[i]
         try:
             value = self._compute(i, memo, row)
-        except _ERRORS:
-            value = (None, 0)
+        except _ERRORS:  # 1/0: undefined only if the 0 is exact, else unknown at this precision
+            value = (None, _unknown(memo.get(a, (None, 0))[1] for a in self.args[i]))
         if value[0] is not None and isinstance(value[0], mpmath.mpc):  # complex: undefined here
             value = (None, value[1]) if value[0].imag != 0 else (value[0].real, value[1])
         memo[i] = value
@@ -101,10 +101,9 @@ class MpmathGraph:
         if own is not None:
             return own(self, i, memo, row)
         vals = [self._node(a, memo, row) for a in self.args[i]]
-        if any(v is None for v, _ in vals):
-            return None, 0
-        if any(isinstance(v, mpmath.mpc) for v, _ in vals):
-            return None, 0
+        undefined = [a for v, a in vals if v is None or isinstance(v, mpmath.mpc)]
+        if undefined:  # proven undefined (bound 0), or not known at this precision (a bound)
+            return None, _unknown(undefined)
         return _ON_VALUES[op](self, i, vals)
 
     def _foreign_value(self, i: int, row: list):
@@ -168,6 +167,14 @@ def _m_piecewise(g, i, memo, row):
             v, a = g._node(e, memo, row)
             return v, mpmath.inf
     return None, 0
+
+
+def _unknown(bounds) -> Any:
+    """The bound of an undefined result from arguments with these bounds: 0 (proven undefined)
+    when every argument is exact, else infinite: a value that is 0 at this precision but not
+    proven so (``1 − erfc(8.5)/2``, Φ(−12) = 1.8e-33 cancelled to 0 at 30 digits) must not make
+    1/it a proven undefined value; a higher precision decides."""
+    return mpmath.inf if any(b for b in bounds) else 0
 
 
 def _exact(op, vals):

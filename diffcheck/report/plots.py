@@ -30,7 +30,7 @@ MISSING_MESSAGE = ("Plots are not drawn: matplotlib is not installed "
 FLOOR = 1e-4       # error ÷ allowed below this (an exact 0 included) is drawn at this height
 DPI = 72
 _MARKS = {"kink": ("|", "#1f77b4"), "singular": ("x", "#9467bd"), "undefined": ("x", "#7f7f7f"),
-          "overflow": ("^", "#7f7f7f"), "unstable": ("v", "#d62728")}
+          "overflow": ("^", "#7f7f7f"), "unstable": ("v", "#d62728"), "raised": ("X", "#d62728")}
 
 
 def plots_available() -> bool:
