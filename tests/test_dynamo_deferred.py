@@ -52,7 +52,8 @@ def test_the_shim_matches_the_pinned_torch():
     if not torch.__version__.startswith(PINNED_TORCH):
         pytest.skip(f"torch {torch.__version__} is not the pinned {PINNED_TORCH}x; the shim may do nothing here")
     assert _shim_applies(), ("torch's private layout changed: autograd.dynamo_references finds no "
-                             "torch._compile._disable_dynamo wrappers, so forward mode imports torch._dynamo again")
+                             "torch._compile._disable_dynamo wrappers (a closure over `fn` that caches its "
+                             "disable wrapper as fn.__dynamo_disable), so forward mode imports torch._dynamo again")
 
 
 def _run(script: str, *args: str) -> dict:

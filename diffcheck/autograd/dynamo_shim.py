@@ -25,14 +25,18 @@ from typing import Callable
 OFF_SWITCH = "DIFFCHECK_NO_DYNAMO_SHIM"
 
 
-_REFERENCES: list[tuple[Callable, bool]] | None = None
+#: the attribute on which torch's wrapper caches its ``torch._dynamo.disable`` wrapper
+CACHE = "__dynamo_disable"
+
+_REFERENCES: list[tuple[Callable, Callable]] | None = None
 
 
-def dynamo_references() -> list[tuple[Callable, bool]]:
+def dynamo_references() -> list[tuple[Callable, Callable]]:
     """torch's Python references wrapped by ``torch._compile._disable_dynamo``, as (function,
-    recursive) pairs: found once per process (a walk of the collector's objects, 30 ms), so
-    that a parent finds them before it forks its workers. Empty where torch's internals are
-    not the ones :func:`dynamo_deferred` expects."""
+    torch's wrapper of it) pairs: found once per process (a walk of the collector's objects,
+    30 ms), so that a parent finds them before it forks its workers. Empty where torch's
+    internals are not the ones :func:`dynamo_deferred` expects: a wrapper whose closure holds
+    the function as ``fn`` and caches its ``disable`` wrapper on the function as CACHE."""
     global _REFERENCES
     if _REFERENCES is not None:
         return _REFERENCES
@@ -44,12 +48,12 @@ def dynamo_references() -> list[tuple[Callable, bool]]:
         code = _compile._disable_dynamo(lambda: None).__code__
     except Exception:
         return _REFERENCES
-    if set(code.co_freevars) != {"fn", "recursive"}:
+    if "fn" not in code.co_freevars or CACHE not in code.co_consts + code.co_names:
         return _REFERENCES
+    slot = code.co_freevars.index("fn")
     for obj in gc.get_objects():
         if type(obj) is types.FunctionType and obj.__code__ is code and obj.__closure__:
-            cells = dict(zip(code.co_freevars, (c.cell_contents for c in obj.__closure__)))
-            _REFERENCES.append((cells["fn"], cells["recursive"]))
+            _REFERENCES.append((obj.__closure__[slot].cell_contents, obj))
     return _REFERENCES
 
 
@@ -66,33 +70,32 @@ def dynamo_deferred():
     more than the rest of a run. ``disable`` only matters while dynamo's frame hook is
     installed, which needs ``torch._dynamo`` imported; so each reference gets a stand-in for
     its cached ``disable`` wrapper that calls the reference as it is while ``torch._dynamo``
-    is not in ``sys.modules``, and from the first call after it is, builds torch's own
-    wrapper and keeps it (what torch would have done). Same ops, same kernels, same results.
-    After the block the stand-ins that are left are removed: the process is as it was."""
+    is not in ``sys.modules``, and from the first call after it is, steps aside and hands the
+    call to torch's own wrapper, which builds its ``disable`` wrapper and keeps it (what torch
+    would have done, done by torch). Same ops, same kernels, same results. After the block
+    the stand-ins that are left are removed: the process is as it was."""
     if "torch._dynamo" in sys.modules:
         yield
         return
     changed = []
-    for fn, recursive in dynamo_references():
-        if getattr(fn, "__dynamo_disable", None) is None:
-            fn.__dynamo_disable = _without_dynamo(fn, recursive)
+    for fn, wrapper in dynamo_references():
+        if getattr(fn, CACHE, None) is None:
+            setattr(fn, CACHE, _without_dynamo(fn, wrapper))
             changed.append(fn)
     try:
         yield
     finally:
         for fn in changed:
-            if getattr(getattr(fn, "__dynamo_disable", None), "diffcheck_deferred", False):
-                del fn.__dynamo_disable
+            if getattr(getattr(fn, CACHE, None), "diffcheck_deferred", False):
+                delattr(fn, CACHE)
 
 
-def _without_dynamo(fn: Callable, recursive: bool) -> Callable:
+def _without_dynamo(fn: Callable, wrapper: Callable) -> Callable:
     def call(*args, **kwargs):
         if "torch._dynamo" in sys.modules:  # dynamo is here now: torch's own wrapper, from now on
-            import torch._dynamo
-            real = torch._dynamo.disable(fn, recursive, wrapping=False)
-            fn.__dynamo_disable = real
-            return real(*args, **kwargs)
+            if getattr(fn, CACHE, None) is call:
+                delattr(fn, CACHE)
+            return wrapper(*args, **kwargs)
         return fn(*args, **kwargs)
     call.diffcheck_deferred = True
     return call
-
