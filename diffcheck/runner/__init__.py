@@ -92,8 +92,6 @@ def list_cases(paths: Sequence[str], keyword: str | None = None) -> tuple[list[C
     return cases, errors
 
 
-# Long on purpose (about 60 lines, mostly the docstring): load, select, run in workers or in
-# process, and keep what finished when interrupted.
 def run(paths: Sequence[str], options: RunOptions | None = None,
         progress: Callable[[CaseReport], None] | None = None) -> RunReport:
     """Load every case under ``paths``, check them, and return the whole run.
@@ -109,20 +107,9 @@ def run(paths: Sequence[str], options: RunOptions | None = None,
     options = options or RunOptions()
     start = time.perf_counter()
     report = RunReport(seed=options.seed, versions=versions())
-    try:
-        cases, errors = list_cases(paths, options.keyword)
-    except ValueError as err:  # a bad -k expression
-        report.errors.append(CaseFileError(str(err)))
+    cases = _cases_to_run(paths, options, report)
+    if cases is None:
         return report
-    except KeyboardInterrupt:  # while loading: nothing checked
-        report.interrupted = True
-        return report
-    if options.shard is not None:
-        cases, errors = select(cases, errors, *options.shard)
-        report.shard = "{}/{}".format(*options.shard)
-    report.errors.extend(errors)
-    if options.imports_allowed():  # the project's opt-in travels with each case to its worker
-        cases = [dataclasses.replace(c, allow_imports=True) if c.imports else c for c in cases]
     if progress is not None and hasattr(progress, "set_total"):  # a display that can show a bar
         progress.set_total(len(cases))
     prepare_workers()  # before any worker forks: they inherit what it finds
@@ -162,6 +149,26 @@ def run(paths: Sequence[str], options: RunOptions | None = None,
         report.not_run = [c.name for c, finished in zip(cases, done) if not finished]
     report.seconds = time.perf_counter() - start
     return report
+
+
+def _cases_to_run(paths: Sequence[str], options: RunOptions, report: RunReport) -> list[Case] | None:
+    """The cases of this run (its shard, with the project's imports opt-in), their files'
+    errors added to ``report``; None when nothing can run (a bad -k, Ctrl-C while loading)."""
+    try:
+        cases, errors = list_cases(paths, options.keyword)
+    except ValueError as err:  # a bad -k expression
+        report.errors.append(CaseFileError(str(err)))
+        return None
+    except KeyboardInterrupt:  # while loading: nothing checked
+        report.interrupted = True
+        return None
+    if options.shard is not None:
+        cases, errors = select(cases, errors, *options.shard)
+        report.shard = "{}/{}".format(*options.shard)
+    report.errors.extend(errors)
+    if options.imports_allowed():  # the project's opt-in travels with each case to its worker
+        cases = [dataclasses.replace(c, allow_imports=True) if c.imports else c for c in cases]
+    return list(cases)
 
 
 def _in_workers(cases: Sequence[Case], options: CheckOptions, jobs: int,

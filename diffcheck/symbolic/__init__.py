@@ -247,18 +247,11 @@ def _const_array(value: Any) -> np.ndarray:
     return np.asarray(value, dtype=np.float64)
 
 
-# Long on purpose (about 60 lines): every key of a case read in order (constants, let, expr,
-# torch), each error placed at its key.
 def compile_case(case: Case) -> CompiledCase:
-    """Parse and read every expression of ``case``; raise CaseFileError on any problem."""
+    """Parse and read every expression of ``case`` in order (constants, let, expr, torch);
+    raise CaseFileError, placed at its key, on any problem."""
     var_symbols = {v.name: symbols_for(v.name, v.shape) for v in case.variables}
-    const_values = {}
-    for name, value in case.constants.items():
-        try:
-            const_values[name] = _const_array(value)
-        except (ValueError, TypeError):
-            raise CaseFileError(f"constant {name!r} is not a number or a rectangular nested list",
-                                case.where(f"constants.{name}"), case=case.name) from None
+    const_values = _constant_values(case)
     # Small whole numbers are exact in every dtype: they enter the math as numbers (class
     # indices need that, and formulas read better); other data stays symbolic, to be
     # evaluated at the value the dtype under test holds.
@@ -268,48 +261,62 @@ def compile_case(case: Case) -> CompiledCase:
     trees: dict[str, Node] = {}
     let_math: dict[str, Arr] = {}
     torch_let = []
-
-    def read(key: str, text: str) -> Arr:
-        try:
-            tree = parse(text)
-            trees[key] = tree
-            value = to_math(tree, env)
-        except ExpressionError as err:
-            raise placed(err, case, key) from None
-        except RecursionError:
-            raise CaseFileError(f"`{key}` of case {case.name!r} is too deeply nested to read", case.where(key),
-                                "split it into `let` steps", case=case.name) from None
-        if value.size == 0:
-            raise CaseFileError(f"`{key}` of case {case.name!r} has no entries (shape {list(value.shape)}): "
-                                "an empty slice?", case.where(key), "check the slice bounds", case=case.name)
-        if _undefined_everywhere(value):
-            raise CaseFileError(f"`{key}` of case {case.name!r} divides by a constant zero (or takes log(0), "
-                                "...): its value is undefined", case.where(key), case=case.name)
-        return value
-
     for name, text in case.let:
-        let_math[name] = read(f"let.{name}", text)
+        key = f"let.{name}"
+        trees[key], let_math[name] = _read_key(case, key, text, env)
         env[name] = let_math[name]
-        torch_let.append((name, to_torch(trees[f"let.{name}"])))
-    output = read("expr", case.expr)
-
-    _check_imports(case)
-    if case.function is not None:  # the Python API's callable (diffcheck.check_function)
-        torch_output = case.function
-    elif case.torch is not None:
-        names = set(var_symbols) | set(const_values) | set(let_math)
-        try:
-            torch_output = compile_torch(case.torch, names, case.imports, case.allow_imports)
-        except ExpressionError as err:
-            raise placed(err, case, "torch") from None
-    else:
-        torch_output = to_torch(trees["expr"])
-
+        torch_let.append((name, to_torch(trees[key])))
+    trees["expr"], output = _read_key(case, "expr", case.expr, env)
+    torch_output = _torch_output(case, set(var_symbols) | set(const_values) | set(let_math), trees["expr"])
     checks = case.checks if case.checks is not None else (
         (Check("gradient"),) if output.ndim == 0 else (Check("jacobian"),))
     _validate_checks(case, checks, output, let_math)
     return CompiledCase(case, var_symbols, const_symbols, const_values, let_math, output, checks,
                         trees, torch_output, torch_let)
+
+
+def _constant_values(case: Case) -> dict[str, np.ndarray]:
+    out = {}
+    for name, value in case.constants.items():
+        try:
+            out[name] = _const_array(value)
+        except (ValueError, TypeError):
+            raise CaseFileError(f"constant {name!r} is not a number or a rectangular nested list",
+                                case.where(f"constants.{name}"), case=case.name) from None
+    return out
+
+
+def _read_key(case: Case, key: str, text: str, env: Mapping[str, Arr]) -> tuple[Node, Arr]:
+    """The tree and the exact value of one expression of the case (``let.NAME`` or ``expr``)."""
+    try:
+        tree = parse(text)
+        value = to_math(tree, env)
+    except ExpressionError as err:
+        raise placed(err, case, key) from None
+    except RecursionError:
+        raise CaseFileError(f"`{key}` of case {case.name!r} is too deeply nested to read", case.where(key),
+                            "split it into `let` steps", case=case.name) from None
+    if value.size == 0:
+        raise CaseFileError(f"`{key}` of case {case.name!r} has no entries (shape {list(value.shape)}): "
+                            "an empty slice?", case.where(key), "check the slice bounds", case=case.name)
+    if _undefined_everywhere(value):
+        raise CaseFileError(f"`{key}` of case {case.name!r} divides by a constant zero (or takes log(0), "
+                            "...): its value is undefined", case.where(key), case=case.name)
+    return tree, value
+
+
+def _torch_output(case: Case, names: set[str], expr_tree: Node) -> Callable:
+    """The implementation under test: the Python API's callable, the `torch` key, or `expr`
+    read with torch meanings."""
+    _check_imports(case)
+    if case.function is not None:  # the Python API's callable (diffcheck.check_function)
+        return case.function
+    if case.torch is not None:
+        try:
+            return compile_torch(case.torch, names, case.imports, case.allow_imports)
+        except ExpressionError as err:
+            raise placed(err, case, "torch") from None
+    return to_torch(expr_tree)
 
 
 def _check_imports(case: Case) -> None:

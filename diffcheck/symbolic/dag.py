@@ -216,27 +216,30 @@ _SYMPY_STRUCTURAL = ((sp.Piecewise, "piecewise"), (sp.Max, "max"), (sp.Min, "min
                      (sp.Or, "or"), (sp.Not, "not"), (sp.Heaviside, "heaviside"))
 
 
-# Long on purpose (about 60 lines): one walk of the SymPy tree; its inner `convert` maps each
-# SymPy class to an op through the op table (symbolic/ops.py) and _SYMPY_STRUCTURAL, the irregular ones inline.
+def _sympy_children(e: sp.Basic) -> list | None:
+    """The operands of a SymPy node diffcheck reads (Piecewise flattened to expr, cond, ...;
+    Heaviside with its value at 0), None for an atom or a foreign node."""
+    if e.is_Atom:
+        return None
+    if isinstance(e, sp.Piecewise):
+        return [x for pair in e.args for x in pair]
+    cls = type(e)
+    if (e.is_Add or e.is_Mul or e.is_Pow or cls in _SYMPY_FUNCS or cls in _SYMPY_RELATIONS
+            or isinstance(e, (sp.Max, sp.Min, sp.And, sp.Or, sp.Not))):
+        return list(e.args)
+    if isinstance(e, sp.Heaviside):
+        return [e.args[0], e.args[1] if len(e.args) > 1 else sp.S.Half]
+    if isinstance(e, sp.DiracDelta):
+        return [e.args[0]]
+    return None  # foreign
+
+
 def from_sympy(exprs: Iterable[sp.Basic], symbols: Sequence[sp.Symbol]) -> Program:
-    """The Program of SymPy expressions of ``symbols`` (input column = position)."""
+    """The Program of SymPy expressions of ``symbols`` (input column = position): one walk of
+    the SymPy tree; ``convert`` maps each SymPy class to an op through the op table
+    (symbolic/ops.py) and _SYMPY_STRUCTURAL, the irregular ones inline."""
     b = _Builder(symbols)
     column = {s: i for i, s in enumerate(symbols)}
-
-    def children(e):
-        if e.is_Atom:
-            return None
-        if isinstance(e, sp.Piecewise):
-            return [x for pair in e.args for x in pair]
-        cls = type(e)
-        if (e.is_Add or e.is_Mul or e.is_Pow or cls in _SYMPY_FUNCS or cls in _SYMPY_RELATIONS
-                or isinstance(e, (sp.Max, sp.Min, sp.And, sp.Or, sp.Not))):
-            return list(e.args)
-        if isinstance(e, sp.Heaviside):
-            return [e.args[0], e.args[1] if len(e.args) > 1 else sp.S.Half]
-        if isinstance(e, sp.DiracDelta):
-            return [e.args[0]]
-        return None  # foreign
 
     def convert(e, kids):
         if e in _SYMPY_SPECIAL:
@@ -278,7 +281,7 @@ def from_sympy(exprs: Iterable[sp.Basic], symbols: Sequence[sp.Symbol]) -> Progr
             return b.node("dirac", kids, order)
         return _foreign(b, e, column)
 
-    outputs = _walk(exprs, children, convert)
+    outputs = _walk(exprs, _sympy_children, convert)
     return b.program(outputs)
 
 
