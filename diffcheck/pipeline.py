@@ -539,27 +539,14 @@ def _near_boundary(ctx: _Context, args: lim.BranchArguments) -> tuple[np.ndarray
     return near, exact
 
 
-# Long on purpose (about 70 lines): one pass over the entries that need a limit (undefined,
-# infinite, on or near a branch boundary), grouping them by point for the limit evaluator.
 def _find_special(ctx: _Context, target: Target, ref: _Reference) -> _Special:
+    """The limits of the entries that need one (undefined, infinite, on or near a branch
+    boundary), examined point by point, at most MAX_SPECIAL_ROWS points."""
     out = _Special()
     p, n = ref.values.shape
-    todo: dict[int, set[int]] = {}
     is_value = target.label == "value"
-    for i, j in np.argwhere(ref.kinds != cmp.FINITE):
-        todo.setdefault(int(i), set()).add(int(j))
     args = _branch_arguments(ctx, target)
-    near_rows: dict[int, tuple[int, int]] = {}  # row -> (mask of near arguments, mask of exact zeros)
-    if args.exprs:
-        near, exact = _near_boundary(ctx, args)
-        for i in np.flatnonzero(near.any(axis=1)):
-            nm = sum(1 << int(k) for k in np.flatnonzero(near[i]))
-            em = sum(1 << int(k) for k in np.flatnonzero(exact[i]))
-            near_rows[int(i)] = (nm, em)
-            if is_value and em:  # a value exactly on a boundary is the branch's value there
-                continue
-            todo.setdefault(int(i), set()).update(j for j, mask in enumerate(args.masks) if mask & nm)
-    todo = {i: js for i, js in todo.items() if js}
+    todo, near_rows = _special_entries(ctx, ref, args, is_value)
     if not todo:
         return out
     rows = sorted(todo)
@@ -570,21 +557,12 @@ def _find_special(ctx: _Context, target: Target, ref: _Reference) -> _Special:
     moving = ctx.moving_columns
     for i in rows[:MAX_SPECIAL_ROWS]:
         entries = sorted(todo[i])
-        row = _matrix_row(ctx, i)
-        center = [mpmath.mpf(float(v)) for v in row]
+        center = [mpmath.mpf(float(v)) for v in _matrix_row(ctx, i)]
         nm, em = near_rows.get(i, (0, 0))
         on_boundary = bool(em)
         if nm and not em:  # near a boundary, not on it: examine it at the boundary
             k = (nm & -nm).bit_length() - 1
             center = lim.project(args.exprs[k], symbols, center, moving, ctx.projections)
-        fkey = (target.label, target.wrt, tuple(entries))
-        if fkey not in ctx.finders:
-            program = _program(ctx, target)
-            if is_value:
-                ctx.finders[fkey] = lim.LimitFinder(program, entries, None, (), symbols)
-            else:
-                value = _program(ctx, ctx.compiled.value_target())
-                ctx.finders[fkey] = lim.LimitFinder(program, entries, value, _guards(ctx, target, entries), symbols)
         involved = set()
         for k in range(len(args.exprs)):
             if (nm >> k) & 1:
@@ -593,7 +571,7 @@ def _find_special(ctx: _Context, target: Target, ref: _Reference) -> _Special:
             if ref.kinds[i, j] != cmp.FINITE:
                 involved |= target.exprs[j].free_symbols
         cols = [c for c in moving if symbols[c] in involved]
-        per_direction = ctx.finders[fkey].limits(center, lim.directions(moving, cols, seed=i))
+        per_direction = _limit_finder(ctx, target, entries).limits(center, lim.directions(moving, cols, seed=i))
         for e, j in enumerate(entries):
             finite = ref.kinds[i, j] == cmp.FINITE
             own = float(ref.values[i, j]) if finite and (is_value or not on_boundary) else None
@@ -612,6 +590,41 @@ def _find_special(ctx: _Context, target: Target, ref: _Reference) -> _Special:
     if (kinds != ref.kinds).any():
         out.kinds = kinds
     return out
+
+
+def _special_entries(ctx: _Context, ref: _Reference, args, is_value: bool
+                     ) -> tuple[dict[int, set[int]], dict[int, tuple[int, int]]]:
+    """row -> the entries of that row that need a limit (an exact value that is not finite,
+    or a branch argument near zero); and row -> (mask of the near arguments, mask of the
+    exact zeros) for the rows near a boundary."""
+    todo: dict[int, set[int]] = {}
+    for i, j in np.argwhere(ref.kinds != cmp.FINITE):
+        todo.setdefault(int(i), set()).add(int(j))
+    near_rows: dict[int, tuple[int, int]] = {}
+    if args.exprs:
+        near, exact = _near_boundary(ctx, args)
+        for i in np.flatnonzero(near.any(axis=1)):
+            nm = sum(1 << int(k) for k in np.flatnonzero(near[i]))
+            em = sum(1 << int(k) for k in np.flatnonzero(exact[i]))
+            near_rows[int(i)] = (nm, em)
+            if is_value and em:  # a value exactly on a boundary is the branch's value there
+                continue
+            todo.setdefault(int(i), set()).update(j for j, mask in enumerate(args.masks) if mask & nm)
+    return {i: js for i, js in todo.items() if js}, near_rows
+
+
+def _limit_finder(ctx: _Context, target: Target, entries: list[int]) -> lim.LimitFinder:
+    """The limit evaluator of these entries of the target, made once per case."""
+    fkey = (target.label, target.wrt, tuple(entries))
+    if fkey not in ctx.finders:
+        program = _program(ctx, target)
+        if target.label == "value":
+            ctx.finders[fkey] = lim.LimitFinder(program, entries, None, (), ctx.compiled.symbols)
+        else:
+            value = _program(ctx, ctx.compiled.value_target())
+            ctx.finders[fkey] = lim.LimitFinder(program, entries, value, _guards(ctx, target, entries),
+                                                ctx.compiled.symbols)
+    return ctx.finders[fkey]
 
 
 def _guards(ctx: _Context, target: Target, entries: list[int]) -> list[int]:
