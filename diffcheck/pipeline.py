@@ -319,7 +319,13 @@ def _conditioning(ctx: _Context, target: Target):
     def scale(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         evaluator = Evaluator(target.exprs, ctx.compiled.symbols)
         matrix = _with_constants(ctx, ctx.points.matrix()[rows])
-        return evaluator.rounding_scale(matrix), evaluator.smallest_underflow(matrix, cmp.TINY[ctx.dtype])
+        k = evaluator.rounding_scale(matrix)
+        saved = ctx.compiled.saved_output_sensitivity(target) if target.label != "value" else None
+        if saved is not None:  # torch's backward reads σ (σ' = σ(1 − σ)): one rounding of each σ counts too
+            values, kinds = Evaluator(saved, ctx.compiled.symbols)(matrix)
+            k = np.maximum(k, cmp.SAVED_OUTPUT_ROUNDINGS * np.where((kinds == cmp.FINITE) & np.isfinite(values),
+                                                                    values, 0.0))
+        return k, evaluator.smallest_underflow(matrix, cmp.TINY[ctx.dtype])
     return scale
 
 
@@ -771,16 +777,20 @@ def _message(comparison: cmp.Comparison, total: int, details: Details, dtype: st
         if hint:
             parts.append(hint)
     if c.get("unstable"):
-        parts.append(f"{c['unstable']} points where the exact value is finite but torch returns NaN/inf")
+        parts.append(f"{_points(c['unstable'])} where the exact value is finite but torch returns NaN/inf")
     if c.get("kink"):
-        parts.append(f"{c['kink']} kink points where torch's value lies between the one-sided limits")
+        parts.append(f"{_points(c['kink'], 'kink point')} where torch's value lies between the one-sided limits")
     if c.get("singular"):
-        parts.append(f"{c['singular']} points where the exact value is infinite (not compared)")
+        parts.append(f"{_points(c['singular'])} where the exact value is infinite (not compared)")
     if c.get("undefined"):
-        parts.append(f"{c['undefined']} points where the exact value is undefined (not compared)")
+        parts.append(f"{_points(c['undefined'])} where the exact value is undefined (not compared)")
     if c.get("overflow"):
-        parts.append(f"{c['overflow']} points where the exact value overflows the dtype and torch gives ±inf")
+        parts.append(f"{_points(c['overflow'])} where the exact value overflows the dtype and torch gives ±inf")
     return "; ".join(parts) if parts else f"all {total} points within tolerance"
+
+
+def _points(n: int, noun: str = "point") -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 def expect_not_differentiable(case: Case, results: list[Result]) -> list[Result]:

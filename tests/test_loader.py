@@ -585,3 +585,13 @@ _VALUES = st.recursive(_SCALARS, lambda inner: st.one_of(
 def test_random_case_structures_never_raise(values):
     text = json.dumps({"name": "a", "variables": {"x": {}}, "expr": "x", **values})  # JSON is YAML
     assert_only_case_file_errors(load_text(text, "junk.yaml"))
+
+
+def test_an_expression_cut_at_a_comma_in_a_flow_mapping_says_to_quote_it():
+    # YAML ends a flow mapping's value at its first comma: `approximate="tanh")` becomes a key
+    [line] = rendered('''\
+        cases:
+          - {name: a, variables: {x: {}}, expr: gelu(x, approximate="tanh")}
+        ''')
+    assert line.startswith("c.yaml:2:49: unknown key 'approximate=\"tanh\")' in case 'a'")
+    assert "cut at a comma" in line and "quote" in line

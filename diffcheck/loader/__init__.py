@@ -424,8 +424,13 @@ def _read_defaults(top: dict, spot: Spot, errors: list[CaseFileError]) -> tuple[
 
 def _unknown_key_error(key: str, owner: str, valid: Sequence[str], location: Location,
                        case: str | None = None) -> CaseFileError:
-    return CaseFileError(f"unknown key '{key}' in {owner}", location,
-                         hint=_did_you_mean(key, valid) or f"valid keys: {', '.join(valid)}", case=case)
+    hint = _did_you_mean(key, valid) or f"valid keys: {', '.join(valid)}"
+    if isinstance(key, str) and any(c in key for c in "()[]=*/+"):
+        # `{expr: f(x, k=1), ...}`: YAML ends a value of a flow mapping at its first comma
+        hint = ("this looks like the rest of an expression cut at a comma: inside `{...}` YAML ends a "
+                "value at the first comma, so quote an expression that has one, e.g. "
+                "`expr: \"gelu(x, approximate='tanh')\"`, or write the case as a block mapping")
+    return CaseFileError(f"unknown key '{key}' in {owner}", location, hint=hint, case=case)
 
 
 # --------------------------------------------------------------------------------------

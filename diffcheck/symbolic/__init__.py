@@ -99,6 +99,8 @@ class CompiledCase:
     cache: DerivationCache | None = None
     #: expression graphs of targets that are plain lists (the value), by label (pipeline._program)
     programs: dict[str, Any] = field(default_factory=dict)
+    #: targets' sensitivity to the saved outputs torch's backward reads (saved_output_sensitivity)
+    sensitivities: dict[int, Any] = field(default_factory=dict)
 
     @property
     def symbolic_constants(self) -> list[np.ndarray]:
@@ -173,6 +175,22 @@ class CompiledCase:
         targets = _targets(self, check)
         self.cache.put(key, [t.to_state(symbols) for t in targets])
         return targets
+
+    def saved_output_sensitivity(self, target: Target) -> ExprList | None:
+        """Per entry of ``target``, how much torch's derivative moves when the outputs its
+        backward reads (σ for σ' = σ(1 − σ)) carry a rounding each
+        (:func:`derive.saved_output_sensitivity`); None where there are none."""
+        key = id(target)
+        if key not in self.sensitivities:
+            check = next((c for c in self.checks if c.kind != "intermediates"
+                          and any(t is target for t in self.targets(c))), None)
+            found = None
+            if check is not None:
+                kind = "jacobian" if check.kind == "gradient" else check.kind
+                found = derive.saved_output_sensitivity(kind, list(self.output.ravel()), _flat_vars(self),
+                                                        self.symbols, check.order or 1)
+            self.sensitivities[key] = (target, found)  # the target is held, so its id stays its own
+        return self.sensitivities[key][1]
 
     def value_target(self) -> Target:
         if "value" not in self._targets:

@@ -246,6 +246,30 @@ class _SymengineDeriver(_Deriver):
         return se.diff(e, self.variables[j])
 
 
+class _AutogradFormDeriver(_SympyDeriver):
+    """The chain rule as torch's autograd writes the logistic function's derivative: from its
+    own output, σ' = σ(1 − σ) (sigmoid, silu, softplus' and logsigmoid' all reach it), where
+    SymPy writes e⁻ˣ/(1 + e⁻ˣ)². The two are equal; only the first cancels in the tails
+    (1 − σ with σ within an ulp of 1), and that is the rounding torch's result carries."""
+
+    def rule(self, e, j: int):
+        b = _logistic_exponent(e)
+        if b is None:
+            return super().rule(e, j)
+        # e = 1/(1 + exp(b)): de/db = -exp(b)/(1 + exp(b))² = -e·(1 - e)
+        return -e * (1 - e) * self.d(b, j)
+
+
+def _logistic_exponent(e):
+    """b when ``e`` is 1/(1 + exp(b)), else None."""
+    if not (e.is_Pow and e.args[1] == -1 and e.args[0].is_Add and len(e.args[0].args) == 2):
+        return None
+    one, other = sorted(e.args[0].args, key=lambda a: not a.is_Number)
+    if one == 1 and isinstance(other, sp.exp):
+        return other.args[0]
+    return None
+
+
 # --- the public face ----------------------------------------------------------------------
 
 def _deriver(outputs: Sequence[sp.Basic], wrt: Sequence[sp.Symbol]):
@@ -268,6 +292,47 @@ def _deep(fn: Callable):
         finally:
             sys.setrecursionlimit(limit)
     return run
+
+
+MAX_SENSITIVITY_TERMS = 4096  # entries × saved outputs past which the sensitivity is not built
+
+
+@_deep
+def saved_output_sensitivity(kind: str, outputs: Sequence[sp.Basic], wrt: Sequence[sp.Symbol],
+                             symbols: Sequence[sp.Symbol], order: int = 1) -> ExprList | None:
+    """How much torch's derivatives move when the outputs its backward reads are rounded.
+
+    The derivatives of a check (``kind``: jacobian, hessian or derivative of ``order``) are
+    written as torch's autograd computes them (:class:`_AutogradFormDeriver`: σ' = σ(1 − σ)),
+    each logistic node σₖ made a symbol, and for every entry R the sum Σₖ |σₖ·∂R/∂σₖ| is
+    returned: the error of R, in units of the unit roundoff, when each σₖ carries one
+    rounding. None when the outputs hold no such node (or too many entries to afford it).
+    Only the tolerance's rounding scale reads it (diffcheck.compare)."""
+    nodes = sorted({n for o in outputs for n in sp.preorder_traversal(o) if _logistic_exponent(n) is not None},
+                   key=sp.default_sort_key)
+    if not nodes:
+        return None
+    n_entries = {"hessian": len(wrt) ** 2, "derivative": 1}.get(kind, len(outputs) * len(wrt))
+    if n_entries * len(nodes) > MAX_SENSITIVITY_TERMS:
+        return None
+    deriver = _AutogradFormDeriver(list(wrt))
+    if kind == "hessian":
+        grad = [deriver.d(outputs[0], i) for i in range(len(wrt))]
+        exprs = [deriver.d(g, k) for g in grad for k in range(len(wrt))]
+    elif kind == "derivative":
+        f = outputs[0]
+        for _ in range(order):
+            f = deriver.d(f, 0)
+        exprs = [f]
+    else:
+        exprs = [deriver.d(f, k) for f in outputs for k in range(len(wrt))]
+    saved = [sp.Dummy(f"s{k}") for k in range(len(nodes))]
+    swap, back = dict(zip(nodes, saved)), dict(zip(saved, nodes))
+    out = []
+    for e in exprs:
+        r = e.xreplace(swap)
+        out.append(sp.Add(*[sp.Abs((s * sp.diff(r, s)).xreplace(back)) for s in saved if r.has(s)]))
+    return ExprList(from_sympy(out, symbols), symbols, out)
 
 
 @_deep
