@@ -127,3 +127,30 @@ class _CountingSquare(torch.autograd.Function):
 
 def counting_square(x):
     return _CountingSquare.apply(x)
+
+
+class _ExpJvpReadsNothing(torch.autograd.Function):
+    """A jvp that reads ``ctx.saved_tensors`` although only ``save_for_backward`` saved them
+    (forward mode needs ``save_for_forward``): it raises in forward mode only."""
+
+    @staticmethod
+    def forward(x):
+        return torch.exp(x)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        ctx.save_for_backward(output)
+
+    @staticmethod
+    def backward(ctx, g):
+        (y,) = ctx.saved_tensors
+        return g * y
+
+    @staticmethod
+    def jvp(ctx, t):
+        (y,) = ctx.saved_tensors  # the line the error message must point at
+        return t * y
+
+
+def exp_jvp_reads_nothing(x):
+    return _ExpJvpReadsNothing.apply(x)

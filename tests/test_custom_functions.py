@@ -88,3 +88,21 @@ def test_backward_mode_runs_without_vmap():
     assert all(r.status == "pass" for r in report.results)
     assert custom_functions._CountingSquare.calls  # the user's backward ran ...
     assert set(custom_functions._CountingSquare.calls) == {"plain"}  # ... never under vmap
+
+
+def test_an_error_in_the_users_function_names_its_file_and_line():
+    (report,) = _run("""
+        name: exp_bad_jvp
+        variables: {x: {domain: [-2, 2]}}
+        expr: exp(x)
+        torch: f(x)
+        imports: {f: "custom_functions:exp_jvp_reads_nothing"}
+        samples: 4
+        dtypes: [float64]
+        """)
+    got = _by(report)
+    assert got[("gradient", "reverse")].status == "pass"
+    forward = got[("gradient", "forward")]
+    assert forward.status == "error"
+    line = next(n for n, text in enumerate(open(custom_functions.__file__), 1) if "must point at" in text)
+    assert f"custom_functions.py:{line} in jvp" in forward.message, forward.message

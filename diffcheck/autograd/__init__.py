@@ -26,9 +26,13 @@ matching :class:`~diffcheck.symbolic.Target`.
 
 from __future__ import annotations
 
+import os
 import re
+import sys
+import traceback
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
@@ -133,7 +137,29 @@ def classify_error(err: Exception) -> Exception:
                              f"{kernel} ({first}); not checked in {_DTYPE_OF_KERNEL[dtype]}")
     if any(m in text for m in _NOT_DIFF_MARKERS):
         return CannotDifferentiate(first)
-    return TorchRaised(first)
+    where = _user_frame(err)
+    return TorchRaised(f"{first} (raised in {where})" if where else first)
+
+
+_NOT_USER = tuple(str(Path(m.__file__).resolve().parent) + os.sep for m in (torch, sys.modules[__name__.split(".")[0]]))
+_STDLIB = str(Path(os.__file__).resolve().parent) + os.sep
+
+
+def _user_frame(err: BaseException) -> str | None:
+    """``file:line in function`` of the innermost frame of ``err`` in the user's own code (an
+    imported Function's backward, say), not in torch, diffcheck or the standard library."""
+    found = None
+    for frame, line in traceback.walk_tb(err.__traceback__):
+        path = str(Path(frame.f_code.co_filename).resolve())
+        if (frame.f_code.co_filename.startswith("<") or path.startswith(_NOT_USER)
+                or (path.startswith(_STDLIB) and "site-packages" not in path)):
+            continue
+        try:
+            shown = os.path.relpath(path)
+        except ValueError:  # another drive
+            shown = path
+        found = f"{shown if not shown.startswith('..') else path}:{line} in {frame.f_code.co_name}"
+    return found
 
 
 @dataclass
