@@ -56,18 +56,21 @@ itself::
   u per rounding. A 0.2 % error in a constant inside GELU's cancelling Hessian fails; the 2 %
   float16 error of the tests is 1.78× beyond (K there is below the default's allowance), the
   1e-6 bias in float32 4.5× beyond (u·K is 1000× below the default there).
-* Saved outputs: torch's backward of the logistic function reads its output, σ' = σ(1 − σ),
-  where SymPy writes e⁻ˣ/(1 + e⁻ˣ)². Equal, but only the first cancels where σ is within an
-  ulp of 1, so torch's derivatives of sigmoid, silu, swish, logsigmoid and softplus' carry an
-  error of u·|x| size in the tails that K of SymPy's form does not see (silu″ at x = 35:
-  exact −2.5e-14, torch −2.2e-14, 4.5× the default allowance in float64, 1.5× in float32).
-  K is therefore also taken as SAVED_OUTPUT_ROUNDINGS·Σₖ|σₖ·∂R/∂σₖ|, with R written as
-  autograd computes it (``derive.saved_output_sensitivity``): each σ torch saves carries the
-  three roundings of 1/(1 + exp(−x)). Measured on 3000 points of [−60, 60] with one rounding
-  per σ: torch's worst errors reach 0.99–1.0 of the allowance (its sigmoid kernel is not
-  correctly rounded), so one rounding is too few. A wrong formula still fails: a relative
-  error of 1e-6 in silu″ is 8.8e7× the allowance, a 1e-6·σ(−x) bias that lives only in the
-  tail 7.8e3× (tests/data/cases/tolerance.yaml).
+* Saved outputs: torch's backward of some ops reads the op's own output, where SymPy writes
+  a form that rounds differently. The logistic function: σ' = σ(1 − σ), where SymPy writes
+  e⁻ˣ/(1 + e⁻ˣ)²; only the first cancels where σ is within an ulp of 1, so torch's
+  derivatives of sigmoid, silu, swish, logsigmoid and softplus' carry an error of u·|x| size
+  in the tails (silu″ at x = 35: exact −2.5e-14, torch −2.2e-14, 4.5× the default allowance in
+  float64, 1.5× in float32). A log-sum-exp L = log Σ eᵃ: ∂L/∂aᵢ = exp(aᵢ − L), where the
+  rounding of L (u·|L|) becomes a relative error |L|·u (logcumsumexp's Jacobian at logits
+  of ±40: 3.5× in float64). K is therefore also taken as SAVED_OUTPUT_ROUNDINGS·Σₖ|vₖ·∂R/∂vₖ|,
+  R written as autograd computes it with each saved output vₖ a symbol
+  (``derive.saved_output_sensitivity``): each vₖ carries the roundings of its own kernel
+  (three for 1/(1 + exp(−x)): exp, add, divide). Measured on 3000 points of [−60, 60] with
+  one rounding per σ: torch's worst errors reach 0.99–1.0 of the allowance (its sigmoid is not
+  correctly rounded), so one is too few. A wrong formula still fails: a relative error of
+  1e-6 in silu″ is 8.8e7× the allowance, a 1e-6·σ(−x) bias that lives only in the tail
+  7.8e3× (tests/data/cases/tolerance.yaml).
 * Underflow: an operation whose value m lies below the dtype's smallest normal number is
   rounded to the subnormal spacing, a relative error spacing/m that the result inherits
   (float16 x·exp(x) at x = -17: exp(-17) = 4.1e-8, spacing 6e-8). Such points are granted

@@ -247,17 +247,43 @@ class _SymengineDeriver(_Deriver):
 
 
 class _AutogradFormDeriver(_SympyDeriver):
-    """The chain rule as torch's autograd writes the logistic function's derivative: from its
-    own output, σ' = σ(1 − σ) (sigmoid, silu, softplus' and logsigmoid' all reach it), where
-    SymPy writes e⁻ˣ/(1 + e⁻ˣ)². The two are equal; only the first cancels in the tails
-    (1 − σ with σ within an ulp of 1), and that is the rounding torch's result carries."""
+    """The chain rule as torch's autograd writes two derivatives that read the op's own
+    output, where SymPy writes a form that rounds differently:
+
+    * the logistic function σ = 1/(1 + e⁻ᵃ): σ' = σ(1 − σ) (sigmoid, silu, softplus' and
+      logsigmoid' all reach it); SymPy writes e⁻ᵃ/(1 + e⁻ᵃ)². Only the first cancels in the
+      tails, where σ is within an ulp of 1.
+    * a log-sum-exp L = log Σ eᵃⁱ: ∂L/∂aᵢ = exp(aᵢ − L) (logsumexp, logcumsumexp,
+      log_softmax, cross_entropy); SymPy writes eᵃⁱ/Σ eᵃʲ. The first inherits the rounding
+      of L, an error of u·|L| in the exponent."""
+
+    def __init__(self, variables):
+        super().__init__(variables)
+        self.saved: dict[Any, Any] = {}   # the op's output as a symbol -> the node it stands for
+
+    def output(self, e):
+        """A symbol standing for node ``e`` (torch's saved output), depending on what ``e``
+        depends on and derived like it: the derivatives keep the saved value as a factor
+        SymPy cannot fold back into another form."""
+        for symbol, node in self.saved.items():
+            if node == e:
+                return symbol
+        symbol = sp.Dummy(f"saved{len(self.saved)}")
+        self.saved[symbol] = e
+        self._deps[symbol] = self.deps(e)
+        return symbol
 
     def rule(self, e, j: int):
+        if e in self.saved:
+            return self.d(self.saved[e], j)
         b = _logistic_exponent(e)
-        if b is None:
-            return super().rule(e, j)
-        # e = 1/(1 + exp(b)): de/db = -exp(b)/(1 + exp(b))² = -e·(1 - e)
-        return -e * (1 - e) * self.d(b, j)
+        if b is not None:  # e = 1/(1 + exp(b)): de/db = -exp(b)/(1 + exp(b))² = -e·(1 - e)
+            s = self.output(e)
+            return -s * (1 - s) * self.d(b, j)
+        if _is_log_sum_exp(e):  # d log Σ exp(aᵢ) = Σ exp(aᵢ - L)·daᵢ
+            s = self.output(e)
+            return sp.Add(*[sp.exp(t.args[0] - s) * self.d(t.args[0], j) for t in self.terms_with(e.args[0], j)])
+        return super().rule(e, j)
 
 
 def _logistic_exponent(e):
@@ -268,6 +294,17 @@ def _logistic_exponent(e):
     if one == 1 and isinstance(other, sp.exp):
         return other.args[0]
     return None
+
+
+def _is_log_sum_exp(e) -> bool:
+    """``e`` is log(exp(a₁) + … + exp(aₙ)), n ≥ 2."""
+    return (isinstance(e, sp.log) and e.args[0].is_Add and len(e.args[0].args) >= 2
+            and all(isinstance(t, sp.exp) for t in e.args[0].args))
+
+
+def _saved_output(e) -> bool:
+    """``e`` is an output torch's backward reads (see :class:`_AutogradFormDeriver`)."""
+    return _logistic_exponent(e) is not None or _is_log_sum_exp(e)
 
 
 # --- the public face ----------------------------------------------------------------------
@@ -303,12 +340,12 @@ def saved_output_sensitivity(kind: str, outputs: Sequence[sp.Basic], wrt: Sequen
     """How much torch's derivatives move when the outputs its backward reads are rounded.
 
     The derivatives of a check (``kind``: jacobian, hessian or derivative of ``order``) are
-    written as torch's autograd computes them (:class:`_AutogradFormDeriver`: σ' = σ(1 − σ)),
-    each logistic node σₖ made a symbol, and for every entry R the sum Σₖ |σₖ·∂R/∂σₖ| is
-    returned: the error of R, in units of the unit roundoff, when each σₖ carries one
-    rounding. None when the outputs hold no such node (or too many entries to afford it).
+    written as torch's autograd computes them (:class:`_AutogradFormDeriver`: σ' = σ(1 − σ),
+    ∂ log Σ eᵃ / ∂aᵢ = exp(aᵢ − L)), each such saved output vₖ made a symbol, and for every
+    entry R the sum Σₖ |vₖ·∂R/∂vₖ| is returned: the error of R, in units of the unit
+    roundoff, when each vₖ carries one rounding. None when the outputs hold no such node (or too many entries to afford it).
     Only the tolerance's rounding scale reads it (diffcheck.compare)."""
-    nodes = sorted({n for o in outputs for n in sp.preorder_traversal(o) if _logistic_exponent(n) is not None},
+    nodes = sorted({n for o in outputs for n in sp.preorder_traversal(o) if _saved_output(n)},
                    key=sp.default_sort_key)
     if not nodes:
         return None
@@ -326,12 +363,10 @@ def saved_output_sensitivity(kind: str, outputs: Sequence[sp.Basic], wrt: Sequen
         exprs = [f]
     else:
         exprs = [deriver.d(f, k) for f in outputs for k in range(len(wrt))]
-    saved = [sp.Dummy(f"s{k}") for k in range(len(nodes))]
-    swap, back = dict(zip(nodes, saved)), dict(zip(saved, nodes))
+    back = deriver.saved
     out = []
-    for e in exprs:
-        r = e.xreplace(swap)
-        out.append(sp.Add(*[sp.Abs((s * sp.diff(r, s)).xreplace(back)) for s in saved if r.has(s)]))
+    for r in exprs:
+        out.append(sp.Add(*[sp.Abs((s * sp.diff(r, s)).xreplace(back)) for s in back if r.has(s)]))
     return ExprList(from_sympy(out, symbols), symbols, out)
 
 
