@@ -354,3 +354,34 @@ def test_an_underflowing_intermediate_is_granted_its_subnormal_spacing():
     cond = lambda rows: (np.zeros((len(rows), 1)), np.full(len(rows), 4.1e-8))  # noqa: E731
     assert compare(ref, kinds, got, "float16").counts == {"fail": 1}
     assert compare(ref, kinds, got, "float16", conditioning=cond).counts == {"pass": 1}
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float16"])
+def test_conditioning_counts_a_loop_of_additions(dtype):
+    """K of a sum of n terms covers the summation order of a loop (n − 1 roundings in a chain,
+    error up to ~√n·u·Σ|x|), not only torch.sum's pairwise log₂ n: the measured error of a
+    loop-summed 1000-term sum stays within CONDITIONING·u·K."""
+    import sympy as sp
+
+    from diffcheck.reference import Evaluator
+    from diffcheck.reference.extended import sum_roundings
+
+    n = 1000
+    xs = sp.symbols(f"x0:{n}")
+    ev = Evaluator([sp.Add(*xs)], xs)
+    rng = np.random.default_rng(0)
+    u = cmp.EPS[dtype] / 2
+    worst = 0.0
+    for lo in (0.0, -1.0):
+        for _ in range(5):
+            x = torch.tensor(rng.uniform(lo, 1.0, n)).to(getattr(torch, dtype))
+            s = x[0]
+            for i in range(1, n):
+                s = s + x[i]
+            row = x.double().numpy()[None]
+            k = ev.rounding_scale(row)[0, 0]
+            err = abs(float(s) - math.fsum(row[0]))
+            assert err <= cmp.CONDITIONING * u * k
+            worst = max(worst, err / (u * np.abs(row).sum()))
+    assert worst > math.ceil(math.log2(n))  # pairwise counting alone would not have covered it
+    assert sum_roundings(2) == 1 and sum_roundings(3) == 2 and sum_roundings(n) == pytest.approx(math.sqrt(n))

@@ -85,6 +85,8 @@ def evaluate_chunk(p: Plan, inputs: np.ndarray, buffers=None) -> tuple[np.ndarra
             part = g if k <= rows else _part(g, s, s + rows)
             if g.op == "mul":
                 _k_mul(V, R, part.kids, part, out=block)
+            elif g.op == "add" and p.as_written:
+                V[block], R[block] = _k_add(V, R, part.kids, part, any_order=True)
             else:
                 V[block], R[block] = KERNELS[g.op](V, R, part.kids, part)
             if g.op not in _DECIDED:  # ±inf or NaN in extended precision: nothing proven
@@ -109,7 +111,24 @@ def relative(abs_bound: np.ndarray, v: np.ndarray) -> np.ndarray:
     return r
 
 
-def _k_add(V, R, kids, g):
+def sum_roundings(a: int) -> float:
+    """How many roundings of Σ|terms| a sum of ``a`` terms is granted when it models the
+    code under test (``any_order``): the worst case a − 1 of any summation order for a few
+    terms; beyond, √a, the statistical growth of recursive (loop) summation, and never less
+    than the pairwise depth ⌈log₂ a⌉ of torch.sum. Measured (recursive summation of uniform
+    terms in [0, 1] and [-1, 1], 40 sums each; error ÷ u·Σ|terms|): n = 100: 6.1 (float32),
+    4.1 (float16); n = 1000: 22.7, 15.4; n = 10⁴: 50.6 (float32); torch.sum: at most 2.1.
+    The worst case a − 1 (γₙ) would grant a float16 sum of 1000 terms 49 % of Σ|terms|:
+    no wrong formula could fail there."""
+    if a <= 2:
+        return 1.0
+    return float(min(a - 1, max(math.ceil(math.log2(a)), math.sqrt(a))))
+
+
+def _k_add(V, R, kids, g, any_order: bool = False):
+    """A sum, added pairwise in extended precision. Its rounding bound is that pairwise
+    order's, or with ``any_order`` (the as-written plan, a model of the dtype's evaluation)
+    :func:`sum_roundings`: the code under test may add in a loop."""
     T = V[kids]                                  # (k, a, P)
     mag = np.abs(T)
     carried = (mag * R[kids]).sum(axis=1)        # the inputs' own errors
@@ -120,7 +139,7 @@ def _k_add(V, R, kids, g):
         T[:, :h] += T[:, m - h:m]
         m -= h
     v = T[:, 0]
-    depth = max(1, math.ceil(math.log2(a)))
+    depth = sum_roundings(a) if any_order else max(1, math.ceil(math.log2(a)))
     rounding = U * np.abs(v) if a == 2 else depth * U * mag.sum(axis=1)
     return v, relative(carried + rounding, v)
 

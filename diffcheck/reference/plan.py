@@ -49,6 +49,10 @@ class Plan:
     groups: list[Group]
     outputs: np.ndarray
     nodes: tuple[list, list, list]  # the rewritten (ops, args, data) the groups index
+    # the formula as written, evaluated as autograd does (rewrite=False): its error bounds model
+    # the dtype's evaluation, so a sum of n terms counts the roundings of any summation order
+    # (diffcheck.reference.extended._k_add), not only this evaluator's pairwise one
+    as_written: bool = False
 
 
 # Long on purpose (about 70 lines): the levelling, grouping and liveness passes share the arrays
@@ -124,7 +128,7 @@ def plan(program: Program, rewrite: bool = True) -> Plan:
     return Plan(len(order), np.arange(ns), np.array(sym_cols, dtype=np.intp),
                 np.arange(ns, ns + nc), np.array(const_values, dtype=LD),
                 np.array(const_bounds, dtype=np.float64), groups,
-                renumber[np.array(program.outputs, dtype=np.intp)], (ops, args, data))
+                renumber[np.array(program.outputs, dtype=np.intp)], (ops, args, data), as_written=not rewrite)
 
 
 _FOLDABLE = ("num", "float", "const")

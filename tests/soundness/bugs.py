@@ -218,8 +218,12 @@ def _sinc_derivative(x):
 
 
 _sinc_bug = _unary(torch.sinc, lambda g, x, out: g * _sinc_derivative(x), "SincNaN")
+# torch's sinc_backward (FunctionsManual.cpp) masks where π·x·x is 0, not where x is: for
+# 0 < |x| < 1e-154 the square underflows and a mask on x == 0 still divides 0 by 0 (NaN;
+# the exact derivative there is about -3.3·x, found by `diffcheck run --search`).
 _sinc_fixed = _unary(torch.sinc, lambda g, x, out: g * torch.where(
-    x == 0, torch.zeros_like(x), _sinc_derivative(torch.where(x == 0, torch.ones_like(x), x))), "SincFixed")
+    math.pi * x * x == 0, torch.zeros_like(x),
+    _sinc_derivative(torch.where(math.pi * x * x == 0, torch.ones_like(x), x))), "SincFixed")
 
 
 def sinc_bug(x):
@@ -229,7 +233,8 @@ def sinc_bug(x):
 
 
 def sinc_fixed(x):
-    """The fix (pytorch#56763): 0 at x = 0."""
+    """The fix (pytorch#56763) as torch has it now: 0 where πx² is 0 (x = 0, or x so small
+    that its square underflows)."""
     return _sinc_fixed(x)
 
 
@@ -725,3 +730,40 @@ def thresholded(x):
 
 def cumprod_sum(x):
     return torch.cumprod(x, dim=0).sum()
+
+
+# --- long sums as a loop adds them (recursive summation: n − 1 roundings in a chain, not
+#     torch.sum's pairwise log₂ n), for the conditioning bound of tests/data/cases/tolerance.yaml
+
+def _loop_sum(x):
+    s = x[..., 0]
+    for i in range(1, x.shape[-1]):
+        s = s + x[..., i]
+    return s
+
+
+def loop_mean_squared(x):
+    return (_loop_sum(x) / x.shape[-1]) ** 2
+
+
+def loop_dot_squared(x, w):
+    return (_loop_sum(x * w) / x.shape[-1]) ** 2
+
+
+def loop_norm(x):
+    return torch.sqrt(_loop_sum(x * x))
+
+
+def loop_mean_squared_off(x):
+    """A planted bug: the mean off by 1e-3 relative."""
+    return (_loop_sum(x) * (1.001 / x.shape[-1])) ** 2
+
+
+def loop_norm_off(x):
+    """A planted bug: the norm off by 2 % (a float16-sized error)."""
+    return torch.sqrt(_loop_sum(x * x)) * 1.02
+
+
+def loop_half_square(x):
+    """(Σx)²/2 with the sum taken in a loop: its gradient, Σx at every entry, cancels."""
+    return _loop_sum(x) ** 2 / 2

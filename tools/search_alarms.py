@@ -1,0 +1,86 @@
+"""Measure ``--search`` alone: every control and bug of the soundness corpus
+(tests/soundness/) and of the planted cases (tests/data/cases/), checked blind (explicit
+points removed, the default 32 samples) with ``--search``, as the "blind + --search" column
+of tools/soundness.py, without its gradcheck columns.
+
+    python tools/search_alarms.py                 # all, one process
+    python tools/search_alarms.py -j 2 -k softmax # two workers, names containing softmax
+
+A control is a false alarm when some result fails; a bug is caught the same way. Prints one
+line per case and the totals.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import multiprocessing
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from diffcheck import check_case  # noqa: E402
+from diffcheck.case import DEFAULT_SAMPLES  # noqa: E402
+from diffcheck.loader import load_file  # noqa: E402
+from diffcheck.pipeline import CheckOptions  # noqa: E402
+from diffcheck.results import FAILING  # noqa: E402
+
+FILES = [ROOT / "tests" / "soundness" / "bugs.yaml", ROOT / "tests" / "soundness" / "controls.yaml",
+         *sorted((ROOT / "tests" / "data" / "cases").glob("*.yaml"))]
+
+
+def cases(pattern: str = ""):
+    out = []
+    for path in FILES:
+        loaded, problems = load_file(path)
+        if problems:
+            raise SystemExit(f"{path}: {problems}")
+        out += [c for c in loaded if pattern in c.name]
+    return out
+
+
+def is_bug(case) -> bool:
+    return case.name.startswith("bug.") or bool(case.xfail)
+
+
+def blind(case):
+    return dataclasses.replace(case, points=(), samples=DEFAULT_SAMPLES, xfail=None)
+
+
+def verdict(case) -> tuple[str, bool, bool, str, float]:
+    """(name, is a bug, flagged, the first failing result, seconds)."""
+    start = time.perf_counter()
+    report = check_case(blind(case), CheckOptions(search=True, allow_imports=True))
+    bad = [r for r in report.results if r.status in FAILING]
+    what = "" if not bad else f"{bad[0].status} {bad[0].check}/{bad[0].mode}/{bad[0].dtype}: {(bad[0].message or '')[:300]}"
+    return case.name, is_bug(case), bool(bad), what, time.perf_counter() - start
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("-k", default="", help="only cases whose name contains this")
+    parser.add_argument("-j", "--jobs", type=int, default=1)
+    args = parser.parse_args(argv)
+    todo = cases(args.k)
+    if args.jobs > 1:
+        with multiprocessing.get_context("fork").Pool(args.jobs) as pool:
+            rows = pool.map(verdict, todo, chunksize=1)
+    else:
+        rows = [verdict(c) for c in todo]
+    for name, bug, flagged, what, seconds in rows:
+        mark = ("caught" if flagged else "MISSED") if bug else ("FALSE ALARM" if flagged else "pass")
+        print(f"{mark:12} {name} ({seconds:.1f} s) {what}")
+    bugs = [r for r in rows if r[1]]
+    controls = [r for r in rows if not r[1]]
+    print(f"bugs caught {sum(r[2] for r in bugs)} of {len(bugs)}; "
+          f"false alarms {sum(r[2] for r in controls)} of {len(controls)}; "
+          f"{sum(r[4] for r in rows):.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
