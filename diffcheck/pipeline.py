@@ -393,7 +393,9 @@ def _profile(ctx: _Context, comparison: cmp.Comparison, ref: _Reference, got: np
     if len(case.variables) == 1 and not case.variables[0].shape:
         variable, domain = case.variables[0].name, case.variables[0].domain
         x = np.asarray(ctx.points.values[variable], dtype=np.float64).reshape(-1)
-    return PointProfile(ratio=np.asarray(ratio, dtype=np.float32), classes=classes,
+    with np.errstate(over="ignore"):  # a ratio beyond float32 (a 1e83 error) is plotted as inf
+        ratio = np.asarray(ratio, dtype=np.float32)
+    return PointProfile(ratio=ratio, classes=classes,
                         x=x, variable=variable, domain=domain)
 
 

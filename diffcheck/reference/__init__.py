@@ -48,7 +48,7 @@ entries take the exact path: slower, never less exact.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Sequence
 
 import numpy as np
@@ -228,7 +228,9 @@ class Evaluator:
         derived = self.program.derived
         if "plan_as_written" not in derived:
             derived["plan_as_written"] = plan(self.program, rewrite=False)
-        p = derived["plan_as_written"]
+        if "plan_as_written_values" not in derived:  # the values as written, not the error model's
+            derived["plan_as_written_values"] = replace(derived["plan_as_written"], as_written=False)
+        p = derived["plan_as_written_values"]
         values = np.asarray(values, dtype=np.float64)
         with np.errstate(all="ignore"):
             V, _ = evaluate_chunk(p, values)

@@ -141,7 +141,15 @@ def _k_add(V, R, kids, g, any_order: bool = False):
     v = T[:, 0]
     depth = sum_roundings(a) if any_order else max(1, math.ceil(math.log2(a)))
     rounding = U * np.abs(v) if a == 2 else depth * U * mag.sum(axis=1)
-    return v, relative(carried + rounding, v)
+    bound = carried + rounding
+    if any_order:
+        # terms that cancel below extended precision leave v = 0 with a nonzero error bound:
+        # as a model of the dtype's evaluation that is |v| <= bound, wholly uncertain (R = 1),
+        # so that the bound still reaches the result (else it is lost as bound/0 = inf)
+        lost = (v == 0) & (bound > 0)
+        if lost.any():
+            v = np.where(lost, bound.astype(v.dtype), v)
+    return v, relative(bound, v)
 
 
 def _k_mul(V, R, kids, g, out=None):
