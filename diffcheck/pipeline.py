@@ -16,6 +16,7 @@ import numpy as np
 import sympy as sp
 
 from . import compare as cmp
+from .symbolic.ops import jump_guard
 from .autograd import CannotDifferentiate, MissingKernel, TorchRaised, Torchside, Unsupported, dynamo_deferred
 from .case import Case
 from .diagnostics import limits as lim
@@ -70,6 +71,7 @@ class _Context:
     special: dict[str, "_Special"] = field(default_factory=dict)
     finders: dict[tuple, lim.LimitFinder] = field(default_factory=dict)
     projections: dict = field(default_factory=dict)
+    jump_guards: dict[tuple, Evaluator | None] = field(default_factory=dict)  # entry -> its jump guards
     grid: np.ndarray | None = None  # the evaluation matrix of the grid (check._grid_matrix)
 
     def sided_evaluator(self, target: Target) -> SidedEvaluator:
@@ -582,6 +584,10 @@ def _find_special(ctx: _Context, target: Target, ref: _Reference) -> _Special:
         per_direction = _limit_finder(ctx, target, entries).limits(center, lim.directions(moving, cols, seed=i))
         for e, j in enumerate(entries):
             finite = ref.kinds[i, j] == cmp.FINITE
+            if not finite and _on_jump(ctx, target, i, j):  # no derivative, whatever its limits say
+                out.examined[(i, j)] = (lim.EntryLimit("jump", limits=[d[e] for d in per_direction]),
+                                        _kind_name(int(ref.kinds[i, j])))
+                continue
             own = float(ref.values[i, j]) if finite and (is_value or not on_boundary) else None
             verdict = lim.decide([d[e] for d in per_direction], own)
             exact = _kind_name(int(ref.kinds[i, j])) if not finite else float(ref.values[i, j])
@@ -633,6 +639,21 @@ def _limit_finder(ctx: _Context, target: Target, entries: list[int]) -> lim.Limi
             ctx.finders[fkey] = lim.LimitFinder(program, entries, value, _guards(ctx, target, entries),
                                                 ctx.compiled.symbols)
     return ctx.finders[fkey]
+
+
+def _on_jump(ctx: _Context, target: Target, i: int, j: int) -> bool:
+    """Whether entry j is undefined at row i because the function jumps there (a jump guard
+    of fmod or remainder, :mod:`diffcheck.symbolic.ops`, is undefined): a function has no
+    derivative where it jumps, so a limit of its derivative is not the answer there."""
+    key = (target.label, target.wrt, j)
+    if key not in ctx.jump_guards:
+        guards = sorted(target.exprs[j].atoms(jump_guard), key=sp.default_sort_key)
+        ctx.jump_guards[key] = Evaluator(guards, ctx.compiled.symbols) if guards else None
+    evaluator = ctx.jump_guards[key]
+    if evaluator is None:
+        return False
+    _, kinds = evaluator(_with_constants(ctx, ctx.points.matrix()[i:i + 1]))
+    return bool((kinds == cmp.UNDEFINED).any())
 
 
 def _guards(ctx: _Context, target: Target, entries: list[int]) -> list[int]:

@@ -161,3 +161,43 @@ def test_misuse_is_an_expression_error(expr, says):
     from diffcheck.language import to_math
     with pytest.raises(ExpressionError, match=says):
         to_math(parse(expr), env)
+
+
+# --- fmod and remainder: derivatives of their own, jumps excluded -----------------------------
+
+_MOD_VARS = {"a": {"domain": [-5, 5]}, "b": {"domain": [0.5, 3]}}
+
+
+def _mod_results(expr, torch=None, points=(), **kw):
+    case = make_case("mod", expr, _MOD_VARS, torch=torch, dtypes=["float64"], modes=["reverse", "forward"],
+                     samples=kw.pop("samples", 4), points=list(points), **kw)
+    return check_case(case).results
+
+
+def test_fmod_and_remainder_jumps_are_not_compared_and_elsewhere_are():
+    for expr, jumps, smooth in (("fmod(a, b)", [{"a": 4, "b": 2}, {"a": -3, "b": 1.5}], [{"a": 0, "b": 1}]),
+                                ("remainder(a, b)", [{"a": 4, "b": 2}, {"a": 0, "b": 1}], [{"a": -7.5, "b": 2}])):
+        rs = _mod_results(expr, points=jumps + smooth, check=["gradient", "hessian"])
+        assert rs[0].check == "value" and rs[0].status == "pass", rs[0].message  # the value is defined there
+        for r in rs[1:]:
+            assert r.status == "singular" and r.counts.get("undefined") == len(jumps), (expr, r.check, r.counts)
+            assert {s.why for s in r.details.singular} == {"jump"}
+
+
+def test_fmod_and_remainder_exact_values_follow_torch_signs():
+    from diffcheck.symbolic.ops import torch_fmod, torch_remainder
+    r = sp.Rational
+    assert torch_fmod(r(-15, 2), 2) == r(-3, 2) and torch_remainder(r(-15, 2), 2) == r(1, 2)
+    assert torch_fmod(r(15, 2), -2) == r(3, 2) and torch_remainder(r(15, 2), -2) == r(-1, 2)
+    a, b = sp.symbols("a b")
+    assert sp.diff(torch_fmod(a, b), a).func.__name__ == "jump_guard"
+
+
+@pytest.mark.parametrize("expr, torch, check", [
+    ("fmod(a, b)", "a - b * torch.floor(a / b)", "value"),               # remainder posing as fmod
+    ("fmod(a, b)", "torch.fmod(a, b.detach())", "gradient"),             # ∂/∂b lost
+    ("remainder(a, b)", "a - b * torch.trunc(a / b).detach() * 1.0 + 0 * b", "gradient"),
+])
+def test_wrong_fmod_or_remainder_fails(expr, torch, check):
+    rs = _mod_results(expr, torch=torch, points=[{"a": -3.3, "b": 1.25}, {"a": 4.1, "b": 0.75}], samples=2)
+    assert any(r.status == "fail" for r in rs if r.check == check), [(r.check, r.status, r.message) for r in rs]

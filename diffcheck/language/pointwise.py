@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import ExpressionError
+from ..symbolic.ops import torch_fmod, torch_remainder
 from .rows import MAX_EXACT_DIGITS, Arr, Func, Opt, exact_exp, softmax_of, pairwise, like_tensor, arr, elementwise, elementwise2
 
 ALL = ("float64", "float32", "float16", "bfloat16")
@@ -327,6 +328,10 @@ ROWS: list[Func] = [
     _b("pow", _pow, pairwise(torch.pow), "torch.pow", "a^b, tensor exponent", ("base 0",)),
     _b("copysign", _copysign, pairwise(torch.copysign), "torch.copysign", "|a| with the sign of b",
        ("input=0", "other=0")),
+    _b("fmod", torch_fmod, pairwise(torch.fmod), "torch.fmod", "a − b·trunc(a/b) (the sign of a)",
+       ("a/b a nonzero integer (a jump)", "b=0")),
+    _b("remainder", torch_remainder, pairwise(torch.remainder), "torch.remainder",
+       "a − b·floor(a/b) (the sign of b)", ("a/b an integer (a jump)", "b=0")),
     _b("xlogy", lambda a, b: a * sp.log(b), pairwise(torch.xlogy), "torch.special.xlogy", "a·log(b)",
        ("input=0",), family="special"),
     _b("xlog1py", lambda a, b: a * sp.log(1 + b), pairwise(torch.special.xlog1py), "torch.special.xlog1py",

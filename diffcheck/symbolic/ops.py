@@ -25,7 +25,9 @@ function is a row here and a row in :mod:`diffcheck.language.library`.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import Any, Callable
 
 import mpmath
@@ -72,6 +74,101 @@ def _one(*_):
 
 
 _NO_LD = "numpy has no extended-precision kernel: mpmath computes it"
+
+
+# --- fmod and remainder: functions with jumps, and derivatives of their own ------------------
+# SymPy cannot differentiate floor or trunc, and x − y·trunc(x/y) would leave their derivatives
+# unevaluated. So each is a SymPy function whose derivative is written out: ∂/∂x = 1 and
+# ∂/∂y = −trunc(x/y) = (fmod(x, y) − x)/y (remainder: −floor(x/y), likewise), each times a
+# guard that is 1 off the jumps and undefined on them. Where x/y is an integer (fmod: a nonzero
+# one) the function jumps: it has no derivative there, whatever the one-sided limits of the
+# derivative say, so those points are not compared (pipeline: a guard undefined at the point is
+# not replaced by a limit). Exact for exact arguments (the case's variables): fmod and
+# remainder of two binary numbers are computed in rational arithmetic.
+
+def _fraction(v) -> Fraction:
+    if not mpmath.isfinite(v):
+        raise ValueError("not finite")
+    sign, man, exp, _ = mpmath.mpf(v)._mpf_
+    return Fraction((-1) ** sign * int(man)) * (Fraction(2) ** int(exp))
+
+
+def _mp_mod(x, y, floor: bool):
+    fx, fy = _fraction(x), _fraction(y)
+    if fy == 0:
+        raise ValueError("fmod/remainder by 0")
+    q = fx / fy
+    r = fx - fy * (math.floor(q) if floor else math.trunc(q))
+    return mpmath.mpf(r.numerator) / r.denominator
+
+
+def _mp_jump(f, s):
+    if f == 0 and s != 0:
+        raise ValueError("on a jump: no derivative")
+    return mpmath.mpf(1)
+
+
+def _mod_slope(x, y, v):
+    return (1, abs((x - v) / y) + 1) if y else (mpmath.inf, mpmath.inf)
+
+
+class jump_guard(sp.Function):
+    """jump_guard(f, s): 1, undefined where f = 0 and s ≠ 0 (a jump of fmod or remainder)."""
+
+    nargs = 2
+
+    def fdiff(self, argindex=1):
+        return sp.S.Zero
+
+    @staticmethod
+    def _imp_(f, s):
+        return _mp_jump(mpmath.mpf(f), mpmath.mpf(s))
+
+
+class torch_fmod(sp.Function):
+    """x − y·trunc(x/y), torch.fmod (the sign of x)."""
+
+    nargs = 2
+
+    @classmethod
+    def eval(cls, x, y):
+        if x.is_Rational and y.is_Rational and y != 0:
+            return x - y * sp.Integer(math.trunc(Fraction(int(x.p), int(x.q)) / Fraction(int(y.p), int(y.q))))
+        return None
+
+    def fdiff(self, argindex=1):
+        x, y = self.args
+        guard = jump_guard(self, x)
+        return guard if argindex == 1 else guard * (self - x) / y
+
+    @staticmethod
+    def _imp_(x, y):
+        return _mp_mod(mpmath.mpf(x), mpmath.mpf(y), False)
+
+
+class torch_remainder(sp.Function):
+    """x − y·floor(x/y), torch.remainder (the sign of y, Python's %)."""
+
+    nargs = 2
+
+    @classmethod
+    def eval(cls, x, y):
+        if x.is_Rational and y.is_Rational and y != 0:
+            return x - y * sp.floor(x / y)
+        return None
+
+    def fdiff(self, argindex=1):
+        x, y = self.args
+        guard = jump_guard(self, sp.S.One)
+        return guard if argindex == 1 else guard * (self - x) / y
+
+    @staticmethod
+    def _imp_(x, y):
+        return _mp_mod(mpmath.mpf(x), mpmath.mpf(y), True)
+
+
+_MOD_GAP = (_NO_LD + "; exact for exact arguments (rational arithmetic); an argument's own rounding error "
+            "is not bounded across a jump")
 
 OPS_TABLE: tuple[Op, ...] = (
     # leaves (values of the plan; mpmath reads them exactly)
@@ -157,6 +254,12 @@ OPS_TABLE: tuple[Op, ...] = (
        gap=_NO_LD + " (the slope in a is not bounded: a is a constant of the case)"),
     Op("sinc", sympy=sp.sinc, ld=None, mp=Elementwise(mpmath.sinc, _one), gap=_NO_LD,
        singular="removable at 0 (value 1)"),
+    Op("fmod", 2, sympy=torch_fmod, ld=None, mp=Elementwise(lambda x, y: _mp_mod(x, y, False), _mod_slope),
+       gap=_MOD_GAP, kinks="jumps where x/y is a nonzero integer", singular="undefined at y = 0"),
+    Op("remainder", 2, sympy=torch_remainder, ld=None, mp=Elementwise(lambda x, y: _mp_mod(x, y, True), _mod_slope),
+       gap=_MOD_GAP, kinks="jumps where x/y is an integer", singular="undefined at y = 0"),
+    Op("jump", 2, sympy=jump_guard, ld=None, mp=Elementwise(_mp_jump, lambda f, s, v: (0, 0)), gap=_NO_LD,
+       singular="undefined on the jumps of fmod and remainder (their derivatives' guard)"),
     # forms the extended-precision pass rewrites to (never read from SymPy)
     Op("log1p", ld=Elementwise(np.log1p, lambda t, v: 1 / np.abs(1 + t)),
        mp=Elementwise(mpmath.log1p, lambda t, v: 1 / abs(1 + t)), log=True, mp_edge=lambda t: t + 1,
