@@ -27,6 +27,8 @@ TENV = {DTYPE_KEY: torch.float64, **{k: torch.tensor(v, dtype=torch.float64) for
 CASES = [
     "matmul(A, B)", "matmul(v, A)", "matmul(X, B)", "det(A)", "det(S)", "slogdet(A)", "slogdet(-A)",
     "logdet(A)", "inv(A)", "inv(S)", "solve(A, v)", "solve(A, B)", "trace(A)", "trace(B)",
+"svdvals(S)", "svdvals(-S * 2)", "vecdot(v, u)", "vecdot(x, x * 2, dim=0)", "diagonal(A)", "diagonal(B, offset=-1)",
+    "diagonal(X, dim1=0, dim2=2)", "vander(v)", "vander(g, N=2)",
     "matrix_power(A, 0)", "matrix_power(S, 3)", "matrix_power(A, -1)", "cross(v, u)", "cross(x, x * 2 + 1)", "linalg_norm(A)", "linalg_norm(v, 1)", "linalg_norm(A, ord=inf)",
     "linalg_norm(A, 'fro', dim=(0, 1))", "linalg_norm(x, ord=3, dim=1, keepdim=True)",
     "linear(x, W)", "linear(x, W, b)", "linear(v, g)",

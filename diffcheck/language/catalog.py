@@ -53,6 +53,28 @@ REASONS = {
     "torch.special.round": "piecewise constant: its derivative is 0 wherever it exists",
     "torch.special.zeta": "torch has no derivative for it (\"the derivative for 'zeta' is not implemented\")",
     "torch.nn.functional.triplet_margin_with_distance_loss": "takes a Python callable as its distance",
+    "torch.linalg.multi_dot": "takes a list of tensors (the case language has none): write matmul(matmul(A, B), C)",
+    "torch.linalg.inv_ex": "returns (inverse, info): the inverse is `inv`",
+    "torch.linalg.solve_ex": "returns (result, info): the result is `solve`",
+    "torch.linalg.cholesky_ex": "returns (L, info): see cholesky",
+    "torch.linalg.eig": "complex eigenvalues and eigenvectors: the library is real",
+    "torch.linalg.eigvals": "complex eigenvalues: the library is real",
+    "torch.linalg.svd": "U and V are unique only up to the signs of their columns: only sign-invariant "
+                        "functions of them have a derivative (svdvals is in)",
+    "torch.linalg.qr": "Q and R are unique only up to signs (torch fixes them by its Householder convention)",
+    "torch.linalg.lu": "partial pivoting makes P piecewise constant in A: no closed form to differentiate",
+    "torch.linalg.lu_factor": "pivots (integers) and packed factors: see lu",
+    "torch.linalg.lu_factor_ex": "pivots (integers) and packed factors: see lu",
+    "torch.linalg.lu_solve": "takes lu_factor's pivots: use solve",
+    "torch.linalg.ldl_factor": "pivots (integers) and packed factors; torch has no derivative for it",
+    "torch.linalg.ldl_factor_ex": "pivots (integers) and packed factors; torch has no derivative for it",
+    "torch.linalg.ldl_solve": "takes ldl_factor's pivots; torch has no derivative for it",
+    "torch.linalg.matrix_rank": "integer valued: its derivative is 0 wherever it exists",
+    "torch.linalg.cholesky": "not in the library yet: torch reads the lower triangle but returns a symmetrized "
+                             "gradient (it treats the input as symmetric), a convention the exact derivative must state",
+    "torch.linalg.eigh": "not in the library yet: eigenvectors are unique only up to sign, and the gradient is "
+                         "symmetrized as for cholesky",
+    "torch.linalg.eigvalsh": "not in the library yet: the gradient is symmetrized as for cholesky",
 }
 
 

@@ -131,6 +131,47 @@ def _math_cross(a, b, dim=-1):
     return arr(np.moveaxis(out, -1, d))
 
 
+def _svdvals2(m: sp.Matrix) -> sp.Matrix:
+    """The singular values of a 2×2 matrix, largest first: σ₁ = √((S + √(S² − 4d²))/2) with
+    S = Σ aᵢⱼ² and d = det, and σ₂ = |d|/σ₁ (σ₁σ₂ = |d|), whose kink at det = 0 is an Abs."""
+    total = sum(v ** 2 for v in m)
+    d = _det(m)
+    s1 = sp.sqrt((total + sp.sqrt(total ** 2 - 4 * d ** 2)) / 2)
+    return sp.Matrix([s1, sp.Abs(d) / s1])
+
+
+def _math_svdvals(a):
+    if a.ndim < 2 or a.shape[-2:] != (2, 2):
+        raise ExpressionError(f"svdvals() is exact here for 2×2 matrices (or batches of them), got shape {list(a.shape)}")
+    return _per_matrix(a, _svdvals2, (2,))
+
+
+def _math_vecdot(a, b, dim=-1):
+    shape = np.broadcast_shapes(a.shape, b.shape)
+    prod = arr(np.broadcast_to(a, shape) * np.broadcast_to(b, shape))
+    (d,) = axes("vecdot", prod, dim)
+    return arr(np.sum(prod, axis=d)) if prod.ndim > 1 \
+        else arr(sp.Add(*prod.ravel()))
+
+
+def _math_diagonal(a, offset=0, dim1=-2, dim2=-1):
+    if a.ndim < 2:
+        raise ExpressionError(f"diagonal() needs a matrix, got shape {list(a.shape)}")
+    d1, d2 = axes("diagonal", a, dim1)[0], axes("diagonal", a, dim2)[0]
+    if d1 == d2:
+        raise ExpressionError("diagonal(): dim1 and dim2 must differ")
+    return arr(np.diagonal(a, offset, d1, d2).copy())
+
+
+def _math_vander(x, N=None):
+    if x.ndim < 1:
+        raise ExpressionError("vander() needs a vector (or a batch of them)")
+    n = x.shape[-1] if N is None else N
+    if not 1 <= n <= 16:
+        raise ExpressionError("vander(): N is between 1 and 16 here")
+    return arr(np.stack([x ** k if k else np.full(x.shape, sp.Integer(1), dtype=object) for k in range(n)], axis=-1))
+
+
 def _math_matmul(a, b):
     if a.ndim == 0 or b.ndim == 0:
         raise ExpressionError("matmul() needs vectors or matrices")
@@ -346,7 +387,7 @@ CONV = (Opt("bias", "tensor", None, positional=True), Opt("stride", "ints", 1, p
         Opt("groups", "int", 1, positional=True))
 
 ROWS: list[Func] = [
-    Func("matmul", _math_matmul, torch.matmul, (2, 2), torch_names=("torch.matmul",), dtypes=ALL,
+    Func("matmul", _math_matmul, torch.matmul, (2, 2), torch_names=("torch.matmul", "torch.linalg.matmul"), dtypes=ALL,
          family="linear algebra", doc="the matrix product (vectors, matrices, batches), as @"),
     Func("det", _math_det, torch.linalg.det, torch_names=("torch.linalg.det",), dtypes=F64_32,
          family="linear algebra", doc="determinant (cofactor expansion; at most 4×4)", special=SINGULAR),
@@ -374,6 +415,18 @@ ROWS: list[Func] = [
          torch_names=("torch.linalg.norm",), dtypes=ALL, family="linear algebra",
          doc="torch.linalg.norm: a vector norm over one axis, a matrix norm over two",
          special="the zero vector or matrix (ord 2, 'fro'): singular; kinks at zeros and ties (1, inf)"),
+    Func("svdvals", _math_svdvals, torch.linalg.svdvals, torch_names=("torch.linalg.svdvals",), dtypes=F64_32,
+         family="linear algebra", doc="singular values, largest first (closed form; 2×2 matrices)",
+         special="equal singular values (a multiple of an orthogonal matrix): singular; det = 0: a kink of σ₂"),
+    Func("vecdot", _math_vecdot, torch.linalg.vecdot, (2, 2), options=(Opt("dim", "int", -1),),
+         torch_names=("torch.linalg.vecdot",), dtypes=ALL, family="linear algebra", doc="Σ x·y along dim"),
+    Func("diagonal", _math_diagonal, torch.linalg.diagonal,
+         options=(Opt("offset", "int", 0), Opt("dim1", "int", -2), Opt("dim2", "int", -1)),
+         torch_names=("torch.linalg.diagonal",), dtypes=ALL, family="linear algebra",
+         doc="the diagonal (offset) of the matrices over dim1, dim2, as the last axis"),
+    Func("vander", _math_vander, torch.linalg.vander, options=(Opt("N", "int", None),),
+         torch_names=("torch.linalg.vander",), dtypes=F64_32, family="linear algebra",
+         doc="columns x⁰, x¹, …, x^(N−1) (N: the length of x)"),
     Func("linear", _math_linear, F.linear, (2, 3), torch_names=("torch.nn.functional.linear",), dtypes=ALL,
          family="layers", doc="x Wᵀ + b"),
     Func("layer_norm", _math_layer_norm, _torch_layer_norm,

@@ -306,6 +306,8 @@ FUNCTIONS.update({
     _L + "multi_dot": sig("tensors"),
     _L + "cond": sig("input, p=None", strings={"p": ("fro", "nuc")}),
     _L + "diagonal": sig("A, *, offset=0, dim1=-2, dim2=-1"),
+    _L + "vander": sig("x, *, N=None"),
+    _L + "matmul": sig("input, other"),
 })
 
 _M = sig("")
