@@ -115,7 +115,7 @@ def _read_run_or_exit(path: str) -> RunReport:
 
 def _write_outputs(report: RunReport, console: Console, errors_console: Console, verbosity: int,
                    report_dir: str | None, json_file: str | None, junit_file: str | None,
-                   output_format: str) -> None:
+                   output_format: str, plots: bool = True) -> None:
     """Every output a run or a merge asked for. One broken writer does not cost the others:
     it becomes an internal error (exit 3) and the rest are still written."""
     outputs: list[tuple[str, Callable[[], object]]] = []
@@ -125,7 +125,7 @@ def _write_outputs(report: RunReport, console: Console, errors_console: Console,
     if report.baseline is not None:
         outputs.append(("baseline comparison", lambda: render_diff(report.baseline, console)))
     if report_dir is not None:
-        outputs.append((f"Markdown report {report_dir}", lambda: write_markdown(report, report_dir)))
+        outputs.append((f"Markdown report {report_dir}", lambda: write_markdown(report, report_dir, plots=plots)))
     if json_file is not None:
         outputs.append((f"JSON file {json_file}", lambda: write_json(report, json_file)))
     if junit_file is not None:
@@ -252,7 +252,10 @@ def _with_examples(paths: tuple[str, ...], examples: bool) -> list[str]:
               help="Check in this dtype instead of each case's own (repeatable).")
 @click.option("--seed", type=int, metavar="N", help="Seed every case's random points with this.")
 @click.option("--report", "report_dir", type=click.Path(file_okay=False), metavar="DIR",
-              help="Write a Markdown report to DIR/index.md.")
+              help="Write a Markdown report to DIR/index.md, with plots in DIR/plots/.")
+@click.option("--no-plots", "no_plots", is_flag=True,
+              help="Write the --report without plots (drawing them takes about a second of CPU "
+                   "per ten cases; they need matplotlib, the `plots` extra).")
 @click.option("--json", "json_file", type=click.Path(dir_okay=False),
               help="Write the results as JSON to FILE ('-': stdout, the console then goes to stderr).")
 @click.option("--junit-xml", "junit_file", type=click.Path(dir_okay=False), metavar="FILE",
@@ -289,7 +292,7 @@ def _with_examples(paths: tuple[str, ...], examples: bool) -> list[str]:
                    "Also: allow-imports = true under [tool.diffcheck] in ./pyproject.toml.")
 @click.pass_context
 def run(ctx: click.Context, paths: tuple[str, ...] | list[str], examples: bool, keyword: str | None,
-        dtypes: tuple[str, ...], seed: int | None, report_dir: str | None,
+        dtypes: tuple[str, ...], seed: int | None, report_dir: str | None, no_plots: bool,
         json_file: str | None, junit_file: str | None, output_format: str, baseline_file: str | None,
         ratio_factor: float, shard: tuple[int, int] | None, fail_fast: bool, verbose: int, quiet: int,
         device: str, search: bool, jobs: int | str, in_process: bool, no_cache: bool,
@@ -327,7 +330,7 @@ def run(ctx: click.Context, paths: tuple[str, ...] | list[str], examples: bool, 
     if baseline is not None:
         report.baseline = diff_runs(baseline, report, ratio_factor)
     _write_outputs(report, console, errors_console, verbosity, report_dir, json_file, junit_file,
-                   output_format)
+                   output_format, plots=not no_plots)
     ctx.exit(report.exit_code)
 
 
@@ -423,7 +426,11 @@ def compare(ctx: click.Context, old: str, new: str, ratio_factor: float) -> None
 @click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False),
                 metavar="SHARD.json...")
 @click.option("--report", "report_dir", type=click.Path(file_okay=False), metavar="DIR",
-              help="Write the Markdown report of the whole run to DIR/index.md.")
+              help="Write the Markdown report of the whole run to DIR/index.md, with the plots a "
+                   "single run draws (from the shards' JSON) in DIR/plots/.")
+@click.option("--no-plots", "no_plots", is_flag=True,
+              help="Write the --report without plots (drawing them takes about a second of CPU "
+                   "per ten cases; they need matplotlib, the `plots` extra).")
 @click.option("--json", "json_file", type=click.Path(dir_okay=False),
               help="Write the merged results as JSON to FILE ('-': stdout).")
 @click.option("--junit-xml", "junit_file", type=click.Path(dir_okay=False), metavar="FILE",
@@ -433,7 +440,7 @@ def compare(ctx: click.Context, old: str, new: str, ratio_factor: float) -> None
 @click.option("-v", "--verbose", count=True, help="Say more (repeatable).")
 @click.option("-q", "--quiet", count=True, help="Show only failures and the summary.")
 @click.pass_context
-def merge(ctx: click.Context, files: tuple[str, ...], report_dir: str | None, json_file: str | None,
+def merge(ctx: click.Context, files: tuple[str, ...], report_dir: str | None, no_plots: bool, json_file: str | None,
           junit_file: str | None, output_format: str, verbose: int, quiet: int) -> None:
     """Join the JSON files of the shards of one suite (run --shard K/N) into one run: one
     console report, one Markdown report, one JSON and one exit code, as a single run gives."""
@@ -447,5 +454,5 @@ def merge(ctx: click.Context, files: tuple[str, ...], report_dir: str | None, js
                              markup=False)
     console = _stdout_console(to_stderr=STDOUT in (json_file, junit_file))
     _write_outputs(report, console, errors_console, max(-1, verbose - quiet), report_dir, json_file,
-                   junit_file, output_format)
+                   junit_file, output_format, plots=not no_plots)
     ctx.exit(report.exit_code)

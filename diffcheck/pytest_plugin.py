@@ -58,6 +58,9 @@ def pytest_addoption(parser):
                     help="check cases in the pytest process (for a debugger): no hard time or memory limit")
     group.addoption("--diffcheck-report", metavar="DIR", default=None,
                     help="write a Markdown report of the cases checked to DIR/index.md")
+    group.addoption("--diffcheck-no-plots", action="store_true", default=False,
+                    help="write the --diffcheck-report without plots (they cost about a second of "
+                         "CPU per ten cases)")
     group.addoption("--diffcheck-json", metavar="FILE", default=None,
                     help="write the results of the cases checked as JSON to FILE")
     parser.addini("diffcheck_paths", type="paths", default=[],
@@ -318,7 +321,7 @@ class _Collector:
         json_file = self.config.getoption("diffcheck_json")
         if report_dir:
             from .report.markdown import write_markdown
-            write_markdown(run, report_dir)
+            write_markdown(run, report_dir, plots=not self.config.getoption("diffcheck_no_plots"))
         if json_file:
             from .report.jsonout import write_json
             write_json(run, json_file)

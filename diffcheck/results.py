@@ -328,7 +328,8 @@ NO_DETAILS = Details()
 
 @dataclass(frozen=True, eq=False)
 class PointProfile:
-    """A result point by point, for the report's plots (never written to the JSON):
+    """A result point by point, for the report's plots (kept, and written to the JSON, as
+    its :class:`PlotData`):
     ``ratio`` is each point's worst error ÷ allowed over its entries (NaN where nothing was
     compared), ``classes`` each point's class (:class:`PointClass` values), and ``x`` the
     point's value when the case has one scalar variable (``variable``, on ``domain``)."""
@@ -338,6 +339,120 @@ class PointProfile:
     x: Any = None                   # numpy array (P,), or None
     variable: str | None = None
     domain: tuple[float, float] | None = None
+
+
+#: error ÷ allowed below this (an exact 0 included) is drawn, and counted, at this height
+PLOT_FLOOR = 1e-4
+HISTOGRAM_BINS_PER_DECADE = 6
+#: a domain series of more points is kept as its envelope: the largest error ÷ allowed in
+#: each of this many equal bins of x (of asinh(x) on a domain wider than WIDE_DOMAIN)
+SERIES_CAP = 1500
+WIDE_DOMAIN = 1000
+MARKS_CAP = 200    # points of one class (kink, singular, …) marked on a domain plot at most
+X_DIGITS = 6       # significant digits kept of a point's x
+RATIO_DIGITS = 3   # … and of its error ÷ allowed
+MARKED = ("kink", "singular", "undefined", "overflow", "unstable")
+
+
+def _rounded(values: Any, digits: int) -> tuple[float, ...]:
+    return tuple(float(f"{v:.{digits}g}") for v in values.tolist())
+
+
+@dataclass(frozen=True)
+class PlotData:
+    """What the report's plots draw of one result, compact and rounded, written to the JSON
+    (``"plot"``) so that ``diffcheck merge`` draws from the shards' JSON the plots a single
+    run draws: both draw from this, never from the points themselves.
+
+    ``histogram`` is ``(first, counts)``: ``counts[i]`` points have an error ÷ allowed in
+    bin ``first + i``, bin ``k`` holding ``[10^(k/B), 10^((k+1)/B))`` with ``B`` =
+    :data:`HISTOGRAM_BINS_PER_DECADE` (ratios below :data:`PLOT_FLOOR` in its bin). For a
+    case of one scalar variable, ``x`` and ``ratio`` are the points sorted by x with a finite
+    ratio (the envelope of them beyond :data:`SERIES_CAP` points, ``envelope`` then true),
+    ``marks`` the x of the points of each class of :data:`MARKED` (at most
+    :data:`MARKS_CAP`), ``unstable`` the span of the unstable points."""
+
+    histogram: tuple[int, tuple[int, ...]] = (0, ())
+    x: tuple[float, ...] | None = None
+    ratio: tuple[float, ...] = ()
+    envelope: bool = False
+    marks: Mapping[str, tuple[float, ...]] = field(default_factory=dict)
+    unstable: tuple[float, float] | None = None
+    variable: str | None = None
+    domain: tuple[float, float] | None = None
+
+    @classmethod
+    def of(cls, profile: PointProfile) -> PlotData:
+        """The plot data of the points of a result."""
+        import numpy as np
+        ratio = np.asarray(profile.ratio, dtype=np.float64).reshape(-1)
+        finite = np.isfinite(ratio)
+        histogram: tuple[int, tuple[int, ...]] = (0, ())
+        if finite.any():
+            with np.errstate(divide="ignore"):
+                bins = np.floor(np.log10(np.maximum(ratio[finite], PLOT_FLOOR)) * HISTOGRAM_BINS_PER_DECADE)
+            bins = bins.astype(np.int64)
+            first = int(bins.min())
+            histogram = (first, tuple(int(n) for n in np.bincount(bins - first)))
+        if profile.x is None:
+            return cls(histogram=histogram)
+        x = np.asarray(profile.x, dtype=np.float64).reshape(-1)
+        classes = np.asarray(profile.classes).reshape(-1)
+        order = np.argsort(x, kind="stable")
+        x, ratio, classes, finite = x[order], ratio[order], classes[order], finite[order]
+        domain = tuple(float(d) for d in profile.domain) if profile.domain is not None else None
+        sx, sy, envelope = x[finite], ratio[finite], False
+        if len(sx) > SERIES_CAP:
+            sx, sy, envelope = (*_envelope(sx, sy, domain is not None and domain[1] - domain[0] > WIDE_DOMAIN), True)
+        marks = {}
+        for name in MARKED:
+            at = classes == name
+            if at.any():
+                marks[name] = _rounded(np.unique(x[at])[:MARKS_CAP], X_DIGITS)
+        unstable = None
+        if (classes == "unstable").any():
+            lo, hi = x[classes == "unstable"].min(), x[classes == "unstable"].max()
+            unstable = _rounded(np.array([lo, hi]), X_DIGITS)
+        return cls(histogram=histogram, x=_rounded(sx, X_DIGITS), ratio=_rounded(sy, RATIO_DIGITS),
+                   envelope=envelope, marks=marks, unstable=unstable, variable=profile.variable,
+                   domain=domain)
+
+    def to_dict(self) -> dict:
+        first, counts = self.histogram
+        out: dict[str, Any] = {"histogram": {"first": first, "counts": list(counts)}}
+        if self.x is not None:
+            out.update(x=list(self.x), ratio=list(self.ratio), variable=self.variable,
+                       domain=list(self.domain) if self.domain is not None else None,
+                       marks={k: list(v) for k, v in self.marks.items()},
+                       unstable=list(self.unstable) if self.unstable is not None else None,
+                       envelope=self.envelope)
+        return {k: v for k, v in out.items() if v is not None and v != {}}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> PlotData:
+        h = d.get("histogram") or {}
+        x = d.get("x")
+        return cls(histogram=(int(h.get("first", 0)), tuple(int(n) for n in h.get("counts") or ())),
+                   x=tuple(float(v) for v in x) if x is not None else None,
+                   ratio=tuple(float(v) for v in d.get("ratio") or ()), envelope=bool(d.get("envelope")),
+                   marks={str(k): tuple(float(v) for v in vs) for k, vs in (d.get("marks") or {}).items()},
+                   unstable=tuple(float(v) for v in d["unstable"]) if d.get("unstable") else None,
+                   variable=d.get("variable"),
+                   domain=tuple(float(v) for v in d["domain"]) if d.get("domain") else None)
+
+
+def _envelope(x: Any, y: Any, wide: bool) -> tuple[Any, Any]:
+    """The largest y in each of SERIES_CAP equal bins of x (of asinh(x) when ``wide``), at
+    the middle of its bin."""
+    import numpy as np
+    t = np.arcsinh(x) if wide else x
+    edges = np.linspace(t.min(), t.max(), SERIES_CAP + 1)
+    which = np.clip(np.searchsorted(edges, t, side="right") - 1, 0, SERIES_CAP - 1)
+    top = np.full(SERIES_CAP, -np.inf)
+    np.maximum.at(top, which, y)
+    keep = np.isfinite(top)
+    middle = (edges[:-1] + edges[1:]) / 2
+    return (np.sinh(middle) if wide else middle)[keep], top[keep]
 
 
 # --- results ---------------------------------------------------------------------------------
@@ -367,9 +482,12 @@ class Result:
     ratio: float | None = None           # worst error ÷ allowed: the number that decides
     original_status: Status | None = None  # before xfail / differentiable: false changed it
     seconds: float = 0.0
-    profile: PointProfile | None = field(default=None, compare=False, repr=False)  # plots only
+    #: what the plots draw (a PointProfile given is kept as its PlotData)
+    profile: PlotData | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
+        if isinstance(self.profile, PointProfile):
+            object.__setattr__(self, "profile", PlotData.of(self.profile))
         if not isinstance(self.status, Status):
             object.__setattr__(self, "status", Status(self.status))
         if self.original_status is not None and not isinstance(self.original_status, Status):
@@ -430,6 +548,7 @@ class Result:
             "message": self.message, "counts": dict(self.counts),
             "tolerance": dict(self.tolerance) if self.tolerance is not None else None,
             "details": details, "seconds": self.seconds,
+            **({"plot": self.profile.to_dict()} if self.profile is not None else {}),
         })
 
     @classmethod
@@ -448,6 +567,7 @@ class Result:
             ratio=_float(details.get("tolerance_ratio")),
             original_status=Status(details["original_status"]) if details.get("original_status") else None,
             seconds=d.get("seconds", 0.0),
+            profile=PlotData.from_dict(d["plot"]) if d.get("plot") else None,
         )
 
 

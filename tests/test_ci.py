@@ -261,14 +261,55 @@ def test_shards_merged_give_the_same_results_and_report_as_one_run(suite, tmp_pa
     assert _without_times(json.loads((tmp_path / "m.json").read_text())) == \
         _without_times(json.loads((tmp_path / "all.json").read_text()))
 
-    # the Markdown of the merged shards is that of the whole run read back from its JSON (plots,
-    # which need every point, are drawn only by a run itself)
-    run("merge", str(tmp_path / "all.json"), "--report", str(tmp_path / "one"))
+    assert _report_files(tmp_path / "m") == _report_files(tmp_path / "all")
 
-    def report(folder: str) -> list[str]:
-        return [line for line in (tmp_path / folder / "index.md").read_text().splitlines()
-                if not line.startswith(GENERATED_PREFIX)]
-    assert report("m") == report("one")
+
+def _report_files(folder: Path) -> dict[str, bytes]:
+    """Every file of a Markdown report (pages without their Generated line, plots as bytes)."""
+    out = {}
+    for path in sorted(folder.rglob("*")):
+        if path.is_file():
+            data = path.read_bytes()
+            if path.suffix == ".md":
+                data = b"\n".join(line for line in data.splitlines()
+                                  if not line.startswith(GENERATED_PREFIX.encode()))
+            out[str(path.relative_to(folder))] = data
+    return out
+
+
+@pytest.mark.slow
+def test_shards_of_cases_merged_give_the_report_of_one_run_plots_included(tmp_path):
+    """Domain plots with kinks and unstable regions, histograms, descent trajectories: the
+    merged report's pages and PNG files are byte for byte those of the single run."""
+    pytest.importorskip("matplotlib")
+    root = Path(__file__).resolve().parent.parent / "cases"
+    files = [str(root / f) for f in ("kinks.yaml", "gradient_descent.yaml", "instabilities.yaml")]
+    run("run", *files, "-j", "2", "--no-cache", "--report", str(tmp_path / "all"))
+    shards = []
+    for k in (1, 2):
+        path = tmp_path / f"s{k}.json"
+        run("run", *files, "-j", "2", "--no-cache", "--shard", f"{k}/2", "--json", str(path))
+        shards.append(str(path))
+    run("merge", *shards, "--report", str(tmp_path / "m"))
+    whole, merged = _report_files(tmp_path / "all"), _report_files(tmp_path / "m")
+    plots = [name for name in whole if name.endswith(".png")]
+    assert any(".domain." in n for n in plots) and any(".ratios." in n for n in plots) \
+        and any(".descent" in n for n in plots)
+    assert sorted(merged) == sorted(whole)
+    assert [n for n in whole if merged[n] != whole[n]] == []
+
+
+def test_no_plots_writes_the_report_without_them(suite, tmp_path):
+    pytest.importorskip("matplotlib")
+    run("run", str(suite), "-j", "1", "--report", str(tmp_path / "with"), "--json", str(tmp_path / "r.json"))
+    assert list((tmp_path / "with" / "plots").glob("*.png"))
+    run("run", str(suite), "-j", "1", "--report", str(tmp_path / "without"), "--no-plots")
+    run("merge", str(tmp_path / "r.json"), "--report", str(tmp_path / "merged"), "--no-plots")
+    for folder in ("without", "merged"):
+        assert not (tmp_path / folder / "plots").exists()
+        pages = "".join(p.read_text() for p in (tmp_path / folder).rglob("*.md"))
+        assert "cube" in pages and "](plots/" not in pages and ".png)" not in pages
+    assert "--no-plots" in run("run", "--help").output and "--no-plots" in run("merge", "--help").output
 
 
 def test_a_bad_shard_is_a_usage_error(suite):

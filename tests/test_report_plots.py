@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import sys
 from pathlib import Path
@@ -74,3 +75,22 @@ def test_the_committed_report_of_cases_is_current(monkeypatch):
         f"first difference: {stale[:1]}")
     for name in re.findall(rf"\]\({PLOTS_DIR}/([^)]+)\)", committed):
         assert (ROOT / "reports" / PLOTS_DIR / name).is_file(), name
+
+
+def test_plot_data_is_compact_and_reads_back_the_same():
+    """What the JSON holds of a result's points: the histogram counts every finite ratio, a
+    long series is kept as its envelope (the worst point kept), and it reads back equal."""
+    from diffcheck.results import SERIES_CAP, PlotData
+    x = np.linspace(-3, 3, 5001)
+    ratio = (np.abs(x) / 3).astype(np.float32)
+    ratio[7] = np.nan
+    classes = np.array(["pass"] * 5001, dtype=object)
+    classes[[10, 20]] = "unstable"
+    data = PlotData.of(PointProfile(ratio=ratio, classes=classes, x=x, variable="x", domain=(-3.0, 3.0)))
+    assert sum(data.histogram[1]) == 5000
+    assert data.envelope and len(data.x) <= SERIES_CAP and max(data.ratio) == 1.0
+    assert data.marks["unstable"] == (float(x[10]), float(x[20])) and data.unstable == (float(x[10]), float(x[20]))
+    assert PlotData.from_dict(json.loads(json.dumps(data.to_dict()))) == data
+    several = PlotData.of(PointProfile(ratio=ratio[:40], classes=classes[:40]))
+    assert several.x is None and several.to_dict() == {"histogram": {"first": several.histogram[0],
+                                                                     "counts": list(several.histogram[1])}}

@@ -8,6 +8,7 @@ two-space indent, non-finite floats written as the strings ``"nan"``, ``"inf"``,
 from __future__ import annotations
 
 import json
+import re
 import math
 from pathlib import Path
 from typing import Any
@@ -33,10 +34,20 @@ def _finite(value: Any) -> Any:
     return value
 
 
+#: a JSON array of numbers (and nulls) that the indent spread over lines, one per line
+_NUMBERS = re.compile(r"\[\n\s*(-?[0-9][0-9.eE+-]*|null)(?:,\n\s*(?:-?[0-9][0-9.eE+-]*|null))*\n\s*\]")
+
+
+def _one_line(match: re.Match) -> str:
+    return "[" + ", ".join(part.strip() for part in match.group(0)[1:-1].split(",")) + "]"
+
+
 def dumps(report: RunReport) -> str:
-    """The JSON text of ``report``."""
-    return json.dumps(report.to_dict(), sort_keys=True, indent=2, ensure_ascii=False,
-                      allow_nan=False, default=_fallback) + "\n"
+    """The JSON text of ``report``: indented, except that an array of numbers is written on
+    one line (the per-point data of the plots would otherwise take a line a number)."""
+    text = json.dumps(report.to_dict(), sort_keys=True, indent=2, ensure_ascii=False,
+                      allow_nan=False, default=_fallback)
+    return _NUMBERS.sub(_one_line, text) + "\n"
 
 
 def write_json(report: RunReport, path: str | Path) -> Path | None:

@@ -6,8 +6,10 @@ points marked; for every case whose results compared points, a histogram of erro
 over the points of each result; for a gradient-descent claim, the exact and torch
 trajectories with the claimed iterates.
 
-Images are PNG files in ``DIR/plots/``, linked from ``DIR/index.md``. They are the same
-bytes for the same results: matplotlib's own defaults (not the user's matplotlibrc), the Agg
+Every plot is drawn from the results' :class:`~diffcheck.results.PlotData` (per-point data,
+compact and rounded, that the JSON holds too), so the plots of ``diffcheck merge`` of shards
+are those of a single run. Images are PNG files in ``DIR/plots/``, linked from the report.
+They are the same bytes for the same results: matplotlib's own defaults (not the user's matplotlibrc), the Agg
 canvas without pyplot (no global backend is changed), no timestamp or software name in the
 file. Without matplotlib, :func:`plots_available` says which extra to install.
 """
@@ -21,13 +23,12 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from ..results import CaseReport, Result
+from ..results import HISTOGRAM_BINS_PER_DECADE, PLOT_FLOOR as FLOOR, WIDE_DOMAIN, CaseReport, Result
 
 __all__ = ["plots_available", "case_plots", "MISSING_MESSAGE"]
 
 MISSING_MESSAGE = ("Plots are not drawn: matplotlib is not installed "
                    "(install the `plots` extra: pip install 'diffcheck[plots]').")
-FLOOR = 1e-4       # error ÷ allowed below this (an exact 0 included) is drawn at this height
 DPI = 72
 _MARKS = {"kink": ("|", "#1f77b4"), "singular": ("x", "#9467bd"), "undefined": ("x", "#7f7f7f"),
           "overflow": ("^", "#7f7f7f"), "unstable": ("v", "#d62728"), "raised": ("X", "#d62728")}
@@ -50,28 +51,6 @@ def _figure(width: float, height: float):
     fig.subplots_adjust(left=0.6 / width, right=1 - 1.9 / width, bottom=0.45 / height,
                         top=1 - 0.5 / height, wspace=0.08)
     return fig
-
-
-ENVELOPE = 1500  # beyond this many points a series is drawn as its maximum per bin of x
-
-
-def _envelope(x: np.ndarray, y: np.ndarray, wide: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """At most ENVELOPE points: the largest y in each of ENVELOPE equal bins of x (of
-    asinh(x) on a ``wide`` domain, drawn on a symlog axis)."""
-    if len(x) <= ENVELOPE:
-        return x, y
-    t = np.arcsinh(x) if wide else x
-    edges = np.linspace(t.min(), t.max(), ENVELOPE + 1)
-    which = np.clip(np.searchsorted(edges, t, side="right") - 1, 0, ENVELOPE - 1)
-    top = np.full(ENVELOPE, -np.inf)
-    np.maximum.at(top, which, y)
-    keep = np.isfinite(top)
-    middle = (edges[:-1] + edges[1:]) / 2
-    return (np.sinh(middle) if wide else middle)[keep], top[keep]
-
-
-def _wide(domain: tuple[float, float] | None) -> bool:
-    return domain is not None and domain[1] - domain[0] > 1000
 
 
 def _save(fig, path: Path) -> None:
@@ -108,7 +87,11 @@ def case_plots(case: CaseReport, directory: Path, stem: str, draw: bool = True) 
 
 
 def _profiled(case: CaseReport) -> list[Result]:
-    return [r for r in case.results if r.profile is not None and len(r.profile.ratio)]
+    return [r for r in case.results if r.profile is not None]
+
+
+def _wide(domain: tuple[float, float] | None) -> bool:
+    return domain is not None and domain[1] - domain[0] > WIDE_DOMAIN
 
 
 def _domain_plot(case: CaseReport, directory: Path, name: str, draw: bool) -> tuple[str, str] | None:
@@ -120,26 +103,20 @@ def _domain_plot(case: CaseReport, directory: Path, name: str, draw: bool) -> tu
     dtypes = list(dict.fromkeys(r.dtype for r in results))
     fig = _figure(3.2 * len(dtypes) + 0.6, 2.6)
     axes = fig.subplots(1, len(dtypes), sharey=True, squeeze=False)[0]
-    top = max([1.0] + [float(np.nanmax(r.profile.ratio)) for r in results
-                       if np.isfinite(r.profile.ratio).any()])
+    top = max([1.0] + [max(r.profile.ratio) for r in results if r.profile.ratio])
     for ax, dtype in zip(axes, dtypes):
         for r in (r for r in results if r.dtype == dtype):
             p = r.profile
-            order = np.argsort(p.x, kind="stable")
-            x, y = p.x[order], np.asarray(p.ratio, dtype=float)[order]
-            shown = np.isfinite(y)
-            ex, ey = _envelope(x[shown], np.maximum(y[shown], FLOOR), _wide(p.domain))
-            ax.plot(ex, ey, marker="." if len(ex) <= 200 else None, markersize=3, linewidth=0.7,
+            x, y = np.asarray(p.x, dtype=float), np.maximum(np.asarray(p.ratio, dtype=float), FLOOR)
+            ax.plot(x, y, marker="." if len(x) <= 200 else None, markersize=3, linewidth=0.7,
                     label=_label(r))
-            classes = np.asarray(p.classes)[order]
             for cls, (marker, color) in _MARKS.items():
-                at = classes == cls
-                if at.any():
-                    xs = np.unique(x[at])[:200]
+                xs = p.marks.get(cls)
+                if xs:
                     ax.plot(xs, np.full(len(xs), top * 2), linestyle="none", marker=marker,
                             color=color, markersize=6, label=cls)
-            for region_x in _unstable_span(x, classes):
-                ax.axvspan(*region_x, color="#d62728", alpha=0.12, linewidth=0)
+            if p.unstable is not None:
+                ax.axvspan(*p.unstable, color="#d62728", alpha=0.12, linewidth=0)
         for k in _kink_points(case, dtype):
             ax.axvline(k, color="#1f77b4", linestyle=":", linewidth=0.8)
         ax.axhline(1.0, color="black", linewidth=0.8, linestyle="--")
@@ -175,13 +152,6 @@ def _padded(domain: tuple[float, float]) -> tuple[float, float]:
     return lo - pad, hi + pad
 
 
-def _unstable_span(x: np.ndarray, classes: np.ndarray) -> list[tuple[float, float]]:
-    at = np.flatnonzero(classes == "unstable")
-    if not len(at):
-        return []
-    return [(float(x[at].min()), float(x[at].max()))]
-
-
 def _kink_points(case: CaseReport, dtype: str) -> list[float]:
     found: set[float] = set()
     for r in case.results:
@@ -195,15 +165,17 @@ def _kink_points(case: CaseReport, dtype: str) -> list[float]:
 
 
 def _histogram(case: CaseReport, directory: Path, name: str, draw: bool) -> tuple[str, str] | None:
-    results = [r for r in _profiled(case) if np.isfinite(np.asarray(r.profile.ratio, dtype=float)).any()]
+    """Each result's counts per bin of error ÷ allowed (PlotData.histogram) as a step line."""
+    results = [r for r in _profiled(case) if r.profile.histogram[1]]
     if not results:
         return None
     if not draw:
         return (f"{case.name}: histogram of error ÷ allowed per result", name)
-    values = {id(r): np.maximum(np.asarray(r.profile.ratio, dtype=float)[np.isfinite(r.profile.ratio)], FLOOR)
-              for r in results}
-    hi = max(1.0, max(float(v.max()) for v in values.values())) * 2
-    bins = np.logspace(math.log10(FLOOR), math.log10(hi), 33)
+    b = HISTOGRAM_BINS_PER_DECADE
+    lo = min(r.profile.histogram[0] for r in results)
+    hi = max(r.profile.histogram[0] + len(r.profile.histogram[1]) for r in results)
+    hi = max(hi, b // 2)  # the allowed line (1) and a little beyond are always in view
+    edges = 10.0 ** (np.arange(lo, hi + 1) / b)
     dtypes = list(dict.fromkeys(r.dtype for r in results))
     fig = _figure(3.2 * len(dtypes) + 0.6, 2.4)
     axes = fig.subplots(1, len(dtypes), sharey=True, squeeze=False)[0]
@@ -211,8 +183,10 @@ def _histogram(case: CaseReport, directory: Path, name: str, draw: bool) -> tupl
     colors = {label: f"C{i % 10}" for i, label in enumerate(labels)}
     for ax, dtype in zip(axes, dtypes):
         for r in (r for r in results if r.dtype == dtype):
-            ax.hist(values[id(r)], bins=bins, histtype="step", linewidth=1.1, color=colors[_label(r)],
-                    label=_label(r))
+            first, counts = r.profile.histogram
+            values = np.zeros(hi - lo)
+            values[first - lo:first - lo + len(counts)] = counts
+            ax.stairs(values, edges, linewidth=1.1, color=colors[_label(r)], label=_label(r))
         ax.axvline(1.0, color="black", linewidth=0.8, linestyle="--")
         ax.set_xscale("log")
         ax.set_title(dtype)
@@ -234,7 +208,8 @@ def _descents(case: CaseReport, directory: Path, stem: str, draw: bool) -> list[
     out = []
     for index, r in enumerate(r for r in case.results if r.details.trajectory):
         steps = r.details.trajectory
-        names = list(dict.fromkeys(k for s in steps for k in (s.exact or {})))
+        # sorted: the JSON sorts a mapping's keys, and a merged report must draw the same
+        names = sorted({str(k) for s in steps for k in (s.exact or {})})
         if not names:
             continue
         name = f"{stem}.descent{index or ''}.png"
