@@ -840,13 +840,14 @@ def apply_xfail(case: Case, results: list[Result]) -> list[Result]:
 
 
 def latex_of(value: np.ndarray, text: str) -> str:
+    """The LaTeX of a case's value: a scalar as itself; a vector or matrix, however small,
+    as a column or matrix capped in size with the parts its entries share named once
+    (symbolic.display: a 3-vector layer norm's entries share its mean and variance)."""
     if value.size == 1 and _small(value.ravel()[0]):
         return sp.latex(value.ravel()[0], order="none")
-    if 1 < value.size <= 9 and all(_small(e) for e in value.ravel()):
-        return sp.latex(sp.Matrix(value.reshape(value.shape[0], -1)) if value.ndim else value.ravel()[0])
-    if value.size > 9:  # a column capped in size, shared parts named (symbolic.display)
+    if value.size > 1:
         from .symbolic.display import value_display
-        return value_display(value.ravel(), [str(i) for i in range(value.size)])
+        return value_display(value)
     return r"\texttt{" + text.replace("_", r"\_").replace("{", r"\{").replace("}", r"\}") + "}"
 
 

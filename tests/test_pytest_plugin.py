@@ -184,6 +184,20 @@ def test_report_and_json_options(pytester):
     assert sorted({r["case"] for r in data["results"]}) == ["broken.expected", "broken.silu", "good.tanh"]
     index = (pytester.path / "out" / "index.md").read_text()
     assert "broken.silu" in index and "good.tanh" in index
+    if _has_matplotlib():
+        assert list((pytester.path / "out" / "plots").glob("*.png"))
+    result = pytester.runpytest("cases", "--diffcheck-report", "bare", "--diffcheck-no-plots")
+    result.assert_outcomes(passed=1, failed=1, xfailed=1)
+    assert "good.tanh" in (pytester.path / "bare" / "index.md").read_text()
+    assert not (pytester.path / "bare" / "plots").exists()
+
+
+def _has_matplotlib() -> bool:
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 WARNS = """\

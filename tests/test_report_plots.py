@@ -10,7 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from diffcheck.report.markdown import GENERATED_PREFIX, PLOTS_DIR, draw_plots, render_markdown, write_markdown
+from diffcheck.report.markdown import (GENERATED_PREFIX, PAGE_CASES, PAGES_DIR, PLOTS_DIR, draw_plots, render_pages,
+                                       write_markdown)
 from diffcheck.results import CaseReport, DescentStep, Details, PointProfile, Result, RunReport
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -59,22 +60,64 @@ def _without_generated(text: str) -> list[str]:
 
 @pytest.mark.slow
 def test_the_committed_report_of_cases_is_current(monkeypatch):
-    """reports/index.md is the report of cases/ as it is now (compared without its one
-    Generated line). When this fails: `DIFFCHECK_SYMENGINE=0 python -m diffcheck run cases/ --no-cache --report reports/`."""
+    """reports/ holds the report of cases/ as it is now: index.md and every page of files/
+    (compared without the one Generated line), no page left over, every plot linked there.
+    When this fails: `DIFFCHECK_SYMENGINE=0 python -m diffcheck run cases/ --no-cache --report reports/`."""
     from diffcheck.runner import RunOptions, run
     monkeypatch.chdir(ROOT)
     # SymPy alone and no derivation cache: SymEngine's derivative (the `fast` extra) and a formula
     # rebuilt from a cache entry print in other, equal forms (e^{x0} e^{x1} for e^{x0 + x1})
     monkeypatch.setenv("DIFFCHECK_SYMENGINE", "0")
     report = run(["cases/"], RunOptions(jobs=2, cache=False))
-    expected = render_markdown(report, "", "reports", draw_plots(report, "reports", draw=False))
-    committed = (ROOT / "reports" / "index.md").read_text(encoding="utf-8")
-    stale = [(a, b) for a, b in zip(_without_generated(expected), _without_generated(committed)) if a != b]
-    assert not stale and len(_without_generated(expected)) == len(_without_generated(committed)), (
-        "reports/ is stale; regenerate it with `DIFFCHECK_SYMENGINE=0 python -m diffcheck run cases/ --no-cache --report reports/`; "
-        f"first difference: {stale[:1]}")
-    for name in re.findall(rf"\]\({PLOTS_DIR}/([^)]+)\)", committed):
-        assert (ROOT / "reports" / PLOTS_DIR / name).is_file(), name
+    pages = render_pages(report, "", "reports", draw_plots(report, "reports", draw=False))
+    assert len(pages) > 1  # cases/ is split by file
+    committed_pages = {"index.md"} | {f"{PAGES_DIR}/{p.name}" for p in (ROOT / "reports" / PAGES_DIR).glob("*.md")}
+    assert committed_pages == set(pages), "reports/ is stale (pages added or gone); regenerate it"
+    for name, expected in pages.items():
+        committed = (ROOT / "reports" / name).read_text(encoding="utf-8")
+        stale = [(a, b) for a, b in zip(_without_generated(expected), _without_generated(committed)) if a != b]
+        assert not stale and len(_without_generated(expected)) == len(_without_generated(committed)), (
+            f"reports/{name} is stale; regenerate it with `DIFFCHECK_SYMENGINE=0 python -m diffcheck run cases/ "
+            f"--no-cache --report reports/`; first difference: {stale[:1]}")
+        folder = (ROOT / "reports" / name).parent
+        for target in re.findall(r"\]\(((?:\.\./)?" + PLOTS_DIR + r"/[^)]+)\)", committed):
+            assert (folder / target).is_file(), (name, target)
+        for target in re.findall(r"\]\(((?:\.\./)+cases/[^)#]+)", committed):  # file:line links
+            assert (folder / target).is_file(), (name, target)
+        assert len(committed.encode()) < 200_000, f"reports/{name} is {len(committed.encode())} bytes"
+
+
+def _pages_report() -> RunReport:
+    cases = []
+    for i in range(PAGE_CASES + 1):
+        file = f"cases/{'a' if i % 2 else 'sub/b'}.yaml"
+        status = "fail" if i == 3 else "pass"
+        r = Result(f"c{i}", file, "gradient", "reverse", "float64", status, points=4, ratio=2.0 if i == 3 else 0.1,
+                   tolerance={"rtol": 1e-6, "atol": 0.0}, message="too far" if i == 3 else None)
+        cases.append(CaseReport(f"c{i}", file, expr="x", results=[r], line=i + 1))
+    return RunReport(results=[r for c in cases for r in c.results], cases=cases, versions={"diffcheck": "0"})
+
+
+def test_a_big_report_is_one_page_per_case_file(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the case files' paths are relative to it
+    report = _pages_report()
+    index = write_markdown(report, tmp_path / "r", plots=False)
+    pages = sorted(p.relative_to(tmp_path / "r").as_posix() for p in (tmp_path / "r").rglob("*.md"))
+    assert pages == ["files/a.md", "files/sub-b.md", "index.md"]
+    text = index.read_text()
+    overview = text.split("## Overview", 1)[1]
+    assert "| [`cases/a.yaml`](files/a.md) | 20 | 19 pass · 1 **fail** |" in overview
+    assert "| [c3](files/a.md#case-c3) | **fail** |" in overview  # what did not plainly pass, linked
+    assert "### c3" in text and "too far" in text  # failures expanded on the index too
+    assert "c4" not in text  # a passing case only on its file's page
+    page = (tmp_path / "r" / "files" / "sub-b.md").read_text()
+    assert page.startswith("# cases/sub/b.yaml\n") and "](../index.md)" in page
+    assert "[`cases/sub/b.yaml:5`](../../cases/sub/b.yaml#L5)" in page  # file:line from files/
+    assert '<a id="case-c4"></a>\n<details>' in page
+    # a smaller report is one page, as before; the pages of a bigger one left before are removed
+    small = RunReport(results=report.results[:2], cases=report.cases[:2], versions={})
+    write_markdown(small, tmp_path / "r", plots=False)
+    assert not list((tmp_path / "r" / "files").glob("*.md"))
 
 
 def test_plot_data_is_compact_and_reads_back_the_same():

@@ -1,9 +1,12 @@
-"""The Markdown report, ``DIR/index.md``, written to read well on GitHub.
+"""The Markdown report, ``DIR/index.md`` (and ``DIR/files/*.md``), written to read well on GitHub.
 
 It opens with an overview: one row per case with its verdict and its worst error ÷ allowed
 (the number that decides), failing cases first, each name linking to the case's details and
 to its ``file:line``. Failing cases follow, expanded; passing cases are collapsed in
-``<details>``. A derivative is shown as one formula (a matrix capped in size,
+``<details>``. A run of more than :data:`PAGE_CASES` cases from several case files is
+split (:func:`render_pages`): ``index.md`` keeps the overview (by file), the cases that did
+not plainly pass and the failures, and each case file gets a page in ``DIR/files/``. A
+derivative is shown as one formula (a matrix capped in size,
 :mod:`diffcheck.symbolic.display`), never entry by entry. With matplotlib (the ``plots``
 extra) each case gets its plots (:mod:`.plots`) as PNG files in ``DIR/plots/``.
 
@@ -25,7 +28,7 @@ import os
 import re
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 from ..results import FAIL, PASS, XFAIL, CaseReport, DescentStep, KinkFinding, Result, RunReport, SingularPoint
 from . import (
@@ -33,7 +36,7 @@ from . import (
     format_value, ordered_statuses, plain_text, result_label, summary_line, write_text,
 )
 
-__all__ = ["render_markdown", "write_markdown", "GENERATED_PREFIX", "PLOTS_DIR"]
+__all__ = ["render_markdown", "render_pages", "write_markdown", "GENERATED_PREFIX", "PLOTS_DIR", "PAGES_DIR"]
 
 #: the one line of the report that changes from run to run starts with this
 GENERATED_PREFIX = "Generated: "
@@ -43,6 +46,12 @@ LONG_LATEX = 80
 
 #: the folder (inside the report's) that holds the plots
 PLOTS_DIR = "plots"
+
+#: the folder (inside the report's) of the pages of a report split by case file
+PAGES_DIR = "files"
+
+#: a run of more cases than this gets a page per case file (render_pages)
+PAGE_CASES = 40
 
 #: the versions named first in the header, in this order; others follow, sorted
 _VERSION_ORDER = ("diffcheck", "torch", "sympy", "python")
@@ -205,17 +214,34 @@ def _ordered(cases: Sequence[CaseReport]) -> list[CaseReport]:
     return sorted(cases, key=lambda c: _ORDER.get(c.status, 0))  # stable: run order within a verdict
 
 
-def _overview(report: RunReport, base: Path | None) -> list[str]:
-    if not report.cases:
+def _overview(cases: Sequence[CaseReport], base: Path | None,
+              page: Callable[[CaseReport], str] = lambda case: "") -> list[str]:
+    """One row per case; ``page(case)`` is the page that holds its details ("": this one)."""
+    if not cases:
         return []
-    rows = [[f"[{_text(c.name)}](#{_anchor(c)})", _VERDICT.get(c.status, _text(c.status)),
+    rows = [[f"[{_text(c.name)}]({page(c)}#{_anchor(c)})", _VERDICT.get(c.status, _text(c.status)),
              _ratio(_worst_ratio(c.results)), _tally(c.results) or MISSING, _link(c, base)]
-            for c in _ordered(report.cases)]
-    return (["## Overview", "",
-             "One row per case, failing cases first. *Worst error ÷ allowed* is the largest "
+            for c in _ordered(cases)]
+    return (["One row per case, failing cases first. *Worst error ÷ allowed* is the largest "
              "error of any result of the case divided by what the tolerance allows there: "
              "above 1 fails.", ""]
             + _table(["case", "verdict", "worst error ÷ allowed", "results", "file"], rows, right=[2]))
+
+
+def _file_overview(groups: list[tuple[str, str, list[CaseReport]]]) -> list[str]:
+    """One row per case file: its page, its cases' verdicts and its worst error ÷ allowed."""
+    rows = []
+    for file, page, cases in groups:
+        verdicts: dict[str, int] = {}
+        for c in cases:
+            verdicts[c.status] = verdicts.get(c.status, 0) + 1
+        rows.append([f"[{_code(file)}]({page})", str(len(cases)),
+                     " · ".join(f"{verdicts[s]} {_VERDICT.get(s, _text(s))}" for s in ordered_statuses(verdicts)),
+                     _ratio(_worst_ratio(r for c in cases for r in c.results)),
+                     _tally(r for c in cases for r in c.results) or MISSING])
+    return (["One page per case file: its cases in an overview, failing cases expanded, passing "
+             "ones collapsed.", ""]
+            + _table(["case file", "cases", "verdicts", "worst error ÷ allowed", "results"], rows, right=[1, 3]))
 
 
 def _kink_row(kink: KinkFinding) -> tuple[str, ...]:
@@ -259,7 +285,7 @@ def _errors(report: RunReport) -> list[str]:
 
 
 def _case(case: CaseReport, base: Path | None, plots: dict[str, list[tuple[str, str]]],
-          collapsed: bool) -> list[str]:
+          collapsed: bool, up: str = "") -> list[str]:
     worst = _worst_ratio(case.results)
     body: list[str] = []
     if case.description:
@@ -289,7 +315,7 @@ def _case(case: CaseReport, base: Path | None, plots: dict[str, list[tuple[str, 
         body += _result(result)
     body += _case_findings(case.results)
     for alt, name in plots.get(case.name, []):
-        body += [f"![{_text(alt)}]({PLOTS_DIR}/{name})", ""]
+        body += [f"![{_text(alt)}]({up}{PLOTS_DIR}/{name})", ""]
     anchor = f'<a id="{_anchor(case)}"></a>'
     if not collapsed:
         return [anchor, "", f"### {_text(case.name)}", ""] + body
@@ -399,37 +425,107 @@ def _singular(points: Iterable[SingularPoint]) -> list[str]:
 
 # --- public -------------------------------------------------------------------------------
 
-def render_markdown(report: RunReport, generated: str, directory: str | Path | None = None,
-                    plots: dict[str, Any] | None = None) -> str:
-    """The Markdown text of ``report``; ``generated`` fills the ``Generated:`` line.
-    ``directory`` is where the report goes (links to case files are relative to it);
-    ``plots`` maps a case name to its ``(alt text, file name)`` plots, and ``""`` to a
-    one-line note when they could not be drawn."""
-    base = Path(directory) if directory is not None else None
-    plots = plots or {}
-    lines = _header(report, generated)
-    lines += _counts(report)
-    if isinstance(plots.get(""), str):
-        lines += [plots[""], ""]  # our own sentence, with its Markdown
-    lines += _overview(report, base)
-    lines += _errors(report)
-    lines += _conventions(report)
-    ordered = _ordered(report.cases)
+def _cases(cases: Sequence[CaseReport], base: Path | None, plots: dict[str, Any], up: str = "") -> list[str]:
+    """The failing cases expanded, then the others collapsed."""
+    ordered = _ordered(cases)
     failing = [c for c in ordered if c.status == FAIL]
     others = [c for c in ordered if c.status != FAIL]
     case_plots = {k: v for k, v in plots.items() if k}
+    lines: list[str] = []
     if failing:
         lines += ["## Failing cases", ""]
         for case in failing:
-            lines += _case(case, base, case_plots, collapsed=False)
+            lines += _case(case, base, case_plots, collapsed=False, up=up)
     if others:
         lines += ["## Passing cases", "",
                   "Each case is collapsed: click its name to see its formulas, results and plots.", ""]
         for case in others:
-            lines += _case(case, base, case_plots, collapsed=True)
+            lines += _case(case, base, case_plots, collapsed=True, up=up)
+    return lines
+
+
+def _finish(lines: list[str]) -> str:
     while lines and lines[-1] == "":
         lines.pop()
     return "\n".join(lines) + "\n"
+
+
+def render_markdown(report: RunReport, generated: str, directory: str | Path | None = None,
+                    plots: dict[str, Any] | None = None) -> str:
+    """The Markdown text of ``report`` as one page; ``generated`` fills the ``Generated:``
+    line. ``directory`` is where the report goes (links to case files are relative to it);
+    ``plots`` maps a case name to its ``(alt text, file name)`` plots, and ``""`` to a
+    one-line note when they could not be drawn."""
+    base = Path(directory) if directory is not None else None
+    plots = plots or {}
+    lines = _header(report, generated) + _counts(report) + _plots_note(plots)
+    if report.cases:
+        lines += ["## Overview", ""] + _overview(report.cases, base)
+    lines += _errors(report)
+    lines += _conventions(report)
+    lines += _cases(report.cases, base, plots)
+    return _finish(lines)
+
+
+def _plots_note(plots: dict[str, Any]) -> list[str]:
+    return [plots[""], ""] if isinstance(plots.get(""), str) else []  # our own sentence, with its Markdown
+
+
+def _page_names(files: Iterable[str]) -> dict[str, str]:
+    """A page name (``activations.md``, ``library-linalg.md``) for each case file: its path
+    from the folder the files share, ``/`` as ``-``; unique."""
+    files = list(dict.fromkeys(files))
+    stems = [os.path.splitext(f)[0].replace("\\", "/") for f in files]
+    common = os.path.commonpath([os.path.dirname(s) or "." for s in stems]) if len(stems) > 1 else ""
+    out: dict[str, str] = {}
+    taken: set[str] = set()
+    for file, stem in zip(files, stems):
+        rel = stem[len(common):].lstrip("/") if common and stem.startswith(common) else stem
+        name = re.sub(r"[^A-Za-z0-9_.-]+", "-", rel).strip("-.") or "cases"
+        candidate, n = name, 1
+        while candidate.lower() in taken or candidate.lower() == "index":
+            n += 1
+            candidate = f"{name}-{n}"
+        taken.add(candidate.lower())
+        out[file] = f"{PAGES_DIR}/{candidate}.md"
+    return out
+
+
+def render_pages(report: RunReport, generated: str, directory: str | Path | None = None,
+                 plots: dict[str, Any] | None = None) -> dict[str, str]:
+    """The pages of the report, ``{path relative to directory: Markdown}``. A run of at most
+    :data:`PAGE_CASES` cases, or of one case file, is one page, ``index.md``
+    (:func:`render_markdown`). A bigger one gets a page per case file, ``files/NAME.md``
+    (an overview of its cases, failing ones expanded, passing ones collapsed), and
+    ``index.md`` holds the header, an overview by file, the cases that did not plainly
+    pass, every case-file error and the failing cases expanded."""
+    files = list(dict.fromkeys(c.file for c in report.cases))
+    if len(report.cases) <= PAGE_CASES or len(files) < 2:
+        return {"index.md": render_markdown(report, generated, directory, plots)}
+    base = Path(directory) if directory is not None else None
+    sub = base / PAGES_DIR if base is not None else Path(PAGES_DIR)
+    plots = plots or {}
+    pages = _page_names(files)
+    groups = [(f, pages[f], [c for c in report.cases if c.file == f]) for f in files]
+    lines = _header(report, generated) + _counts(report) + _plots_note(plots)
+    lines += ["## Overview", ""] + _file_overview(groups)
+    notable = [c for c in report.cases if c.status != PASS]
+    if notable:
+        lines += ["### Cases that did not plainly pass", ""]
+        lines += _overview(notable, base, lambda case: pages[case.file])
+    lines += _errors(report)
+    lines += _conventions(report)
+    failing = [c for c in report.cases if c.status == FAIL]
+    if failing:
+        lines += _cases(failing, base, plots)
+    out = {"index.md": _finish(lines)}
+    for file, page, cases in groups:
+        # nothing of the other files here: a page changes only with its own file's results
+        body = [f"# {_text(file)}", "", f"Part of the [diffcheck report](../index.md). Results of this file: "
+                f"{_tally(r for c in cases for r in c.results)}.", "",
+                "## Overview", ""] + _overview(cases, sub) + _cases(cases, sub, plots, up="../")
+        out[page] = _finish(body)
+    return out
 
 
 def draw_plots(report: RunReport, directory: str | Path, draw: bool = True) -> dict[str, Any]:
@@ -471,8 +567,10 @@ def _draw_one(job: tuple) -> list:
 
 def write_markdown(report: RunReport, directory: str | Path,
                    now: datetime | None = None, plots: bool = True) -> Path:
-    """Write ``directory/index.md`` (creating the folder) and, with ``plots`` and
-    matplotlib, its plots in ``directory/plots/``; return the path of ``index.md``.
+    """Write ``directory/index.md`` (creating the folder), the pages of a big report in
+    ``directory/files/`` (:func:`render_pages`; the pages of an earlier report there are
+    removed first) and, with ``plots`` and matplotlib, the plots in ``directory/plots/``;
+    return the path of ``index.md``.
 
     ``now`` (default: the current time) and the run's duration go on the ``Generated:``
     line, the only line that differs between two reports of the same results.
@@ -483,6 +581,12 @@ def write_markdown(report: RunReport, directory: str | Path,
     path = directory / "index.md"
     path.parent.mkdir(parents=True, exist_ok=True)
     drawn = draw_plots(report, directory) if plots else {}
-    text = render_markdown(report, f"{stamp} (the run took {report.seconds:.2f} s)", directory, drawn)
-    write_text(path, text)  # a temporary file renamed over it: a symlinked index.md is replaced, not followed
+    pages = render_pages(report, f"{stamp} (the run took {report.seconds:.2f} s)", directory, drawn)
+    old_pages = directory / PAGES_DIR
+    if old_pages.is_dir():  # the pages of an earlier report (a file may be gone since)
+        for old in old_pages.glob("*.md"):
+            old.unlink()
+    for name, text in pages.items():
+        # a temporary file renamed over it: a symlinked page is replaced, not followed
+        write_text(directory / name, text)
     return path

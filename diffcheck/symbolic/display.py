@@ -138,20 +138,27 @@ def _span(names: list[str]) -> str:
     return f"{names[0]} … {names[-1]}"
 
 
-class _Column:
-    """A function's values as a one-column target (rows: its entries)."""
+class _Value:
+    """A function's values as a target: a column (rows: its entries), or its matrix."""
 
     label = "value"
 
-    def __init__(self, exprs: list, names: list[str]):
-        self.exprs, self.rows, self.cols = exprs, names, ["value"]
+    def __init__(self, exprs: list, rows: list[str], cols: list[str]):
+        self.exprs, self.rows, self.cols = exprs, rows, cols
 
     @property
     def shape(self) -> tuple[int, int]:
-        return len(self.rows), 1
+        return len(self.rows), len(self.cols)
 
 
-def value_display(value, names: list[str]) -> str:
-    """The LaTeX of a vector or matrix function's value (``value``: its entries, ``names``:
-    theirs): a column capped in size, with shared subexpressions named."""
-    return derivative_display(_Column(list(value), names))[1]
+def value_display(value) -> str:
+    """The LaTeX of a vector or matrix function's value (a NumPy array of expressions): a
+    column, or a matrix when it has two axes, capped in size, with shared subexpressions
+    named."""
+    if getattr(value, "ndim", 1) == 2:
+        rows, cols = value.shape
+        target = _Value(list(value.ravel()), [str(i) for i in range(rows)], [str(j) for j in range(cols)])
+    else:
+        flat = list(value.ravel()) if hasattr(value, "ravel") else list(value)
+        target = _Value(flat, [str(i) for i in range(len(flat))], ["value"])
+    return derivative_display(target)[1]
