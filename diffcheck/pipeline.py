@@ -316,6 +316,27 @@ def _raised_text(ctx: _Context, comparison: cmp.Comparison) -> str | None:
             f"infinite or undefined too ({next(iter(raised.values()))})")
 
 
+def _batching_bug(ctx: _Context, target: Target, mode: str, comparison: cmp.Comparison,
+                  ref: _Reference, got: np.ndarray | None) -> str | None:
+    """torch.func computes the points of a result as one batch (vmap). When its value at the
+    worst point is wrong in the batch and right for that point alone, the batching is at
+    fault (vmap of jacfwd over det in torch 2.13), not the code under test: say so."""
+    i, j = comparison.worst
+    if ctx.points.count < 2 or got is None or not np.isfinite(got[i, j]) or comparison.worst_allowed is None:
+        return None
+    part = ctx.torchside.alone(i)
+    try:
+        alone = float(part.derivative(target, mode)[0, j])
+    except Exception:  # whatever torch does at one point, the batched verdict stands
+        return None
+    exact = float(ref.values[i, j])
+    if not (np.isfinite(alone) and abs(alone - exact) <= comparison.worst_allowed):
+        return None
+    return (f"at the worst point torch.func gives {got[i, j]:.17g} in the batch of {ctx.points.count} points "
+            f"and {alone:.17g} for that point alone, which agrees with the exact value: torch's batched "
+            f"{mode} mode (vmap) is wrong here, not the function under test")
+
+
 def _conditioning(ctx: _Context, target: Target):
     """The rounding scale K of ``target`` at some rows (compare.py), computed only when asked."""
     def scale(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -357,6 +378,10 @@ def _finish(ctx: _Context, target: Target, label: str, mode: str | None, compari
         g = float(got[i, j]) if got is not None else comparison.worst_got
         worst = _worst(ctx, target, ref, g, i, j)
     message = _message(comparison, ctx.points.count, details, ctx.dtype, _raised_text(ctx, comparison))
+    if status == FAIL and mode in ("reverse", "forward") and comparison.worst is not None:
+        alone = _batching_bug(ctx, target, mode, comparison, ref, got)
+        if alone:
+            message = f"{message}; {alone}"
     if ctx.options.search:
         hit = _search(ctx, target, mode, comparison)
         details = replace(details, search=hit)

@@ -306,6 +306,10 @@ class Torchside:
         """Whether :meth:`derivative` computes ``target`` a block of points at a time."""
         return self.points.count > self._block(target) and target.label != "intermediates"
 
+    def alone(self, i: int) -> "Torchside":
+        """The same compiled case and dtype at point i only (a batch of one)."""
+        return self._part(i, i + 1)
+
     def _part(self, start: int, stop: int) -> "Torchside":
         """The same compiled case and dtype at points start:stop."""
         part = object.__new__(Torchside)
