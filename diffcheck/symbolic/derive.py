@@ -353,16 +353,7 @@ def saved_output_sensitivity(kind: str, outputs: Sequence[sp.Basic], wrt: Sequen
     if n_entries * len(nodes) > MAX_SENSITIVITY_TERMS:
         return None
     deriver = _AutogradFormDeriver(list(wrt))
-    if kind == "hessian":
-        grad = [deriver.d(outputs[0], i) for i in range(len(wrt))]
-        exprs = [deriver.d(g, k) for g in grad for k in range(len(wrt))]
-    elif kind == "derivative":
-        f = outputs[0]
-        for _ in range(order):
-            f = deriver.d(f, 0)
-        exprs = [f]
-    else:
-        exprs = [deriver.d(f, k) for f in outputs for k in range(len(wrt))]
+    exprs = _derived(deriver, kind, outputs, len(wrt), order)
     back = deriver.saved
     out = []
     for r in exprs:
@@ -374,21 +365,32 @@ def saved_output_sensitivity(kind: str, outputs: Sequence[sp.Basic], wrt: Sequen
 def jacobian(outputs: Sequence[sp.Basic], wrt: Sequence[sp.Symbol], symbols: Sequence[sp.Symbol]) -> ExprList:
     """d outputs[i] / d wrt[k], row-major; ``symbols`` are the columns of the Program."""
     deriver, native, finish = _deriver(outputs, wrt)
-    return finish([deriver.d(f, k) for f in native for k in range(len(wrt))], symbols)
+    return finish(_derived(deriver, "jacobian", native, len(wrt)), symbols)
 
 
 @_deep
 def hessian(output: sp.Basic, wrt: Sequence[sp.Symbol], symbols: Sequence[sp.Symbol]) -> ExprList:
     """d² output / d wrt[i] d wrt[k], row-major."""
-    deriver, (f,), finish = _deriver([output], wrt)
-    grad = [deriver.d(f, i) for i in range(len(wrt))]
-    return finish([deriver.d(g, k) for g in grad for k in range(len(wrt))], symbols)
+    deriver, native, finish = _deriver([output], wrt)
+    return finish(_derived(deriver, "hessian", native, len(wrt)), symbols)
 
 
 @_deep
 def nth_derivative(output: sp.Basic, x: sp.Symbol, order: int, symbols: Sequence[sp.Symbol]) -> ExprList:
     """dⁿ output / d xⁿ."""
-    deriver, (f,), finish = _deriver([output], [x])
-    for _ in range(order):
-        f = deriver.d(f, 0)
-    return finish([f], symbols)
+    deriver, native, finish = _deriver([output], [x])
+    return finish(_derived(deriver, "derivative", native, 1, order), symbols)
+
+
+def _derived(deriver, kind: str, outputs: Sequence[Any], n_wrt: int, order: int = 1) -> list:
+    """The entries of a check, row-major, by ``deriver``: a Jacobian (d outputs[i] / d wrt[k]),
+    a Hessian of outputs[0], or its ``order``-th derivative by the one variable."""
+    if kind == "hessian":
+        grad = [deriver.d(outputs[0], i) for i in range(n_wrt)]
+        return [deriver.d(g, k) for g in grad for k in range(n_wrt)]
+    if kind == "derivative":
+        f = outputs[0]
+        for _ in range(order):
+            f = deriver.d(f, 0)
+        return [f]
+    return [deriver.d(f, k) for f in outputs for k in range(n_wrt)]
