@@ -80,6 +80,24 @@ itself::
   correctly rounded), so one is too few. A wrong formula still fails: a relative error of
   1e-6 in silu″ is 8.8e7× the allowance, a 1e-6·σ(−x) bias that lives only in the tail
   7.8e3× (tests/data/cases/tolerance.yaml).
+* Factorized matrices: torch computes det, slogdet, logdet, inv and solve by an LU
+  factorization of their matrix A, and their derivatives solve with those factors (torch's
+  FunctionsManual.cpp), so torch's rounding reaches a derivative amplified by cond(A), whatever
+  the exact expression's own conditioning: the Hessian of a 2×2 determinant is constant (K = 0),
+  and torch's, by ``.backward()`` at a matrix with cond(A) = 78, is off by 64 u on an entry that is
+  exactly 0. Where torch's code factorizes a matrix at a failing point (found by running it
+  there under a TorchFunctionMode, :meth:`diffcheck.autograd.Torchside.factorization_condition`,
+  so a user's own code that calls torch.linalg.solve is covered too), the point is also granted
+  FACTORIZATION·u·cond(A)·M, M the largest |exact value| of the point: the normwise forward
+  error of a backward-stable factorization. Measured by ``python tools/measure_factorization.py``
+  (torch.det's gradient and Hessian by ``.backward()`` and by torch.func, 2×2 to 4×4, cond(A)
+  from 10 to 1e6, 40 matrices each, float64 and float32): error ÷ u·cond(A)·M is at most 4.07
+  (torch.func's gradient of a 4×4 at cond 10), 2.05 from cond 100 up; FACTORIZATION = 8.
+  Never more than M/2 (a wrong sign or a factor of 2 is never rounding), and nothing at a matrix
+  singular in the dtype (u·cond(A) ≥ 1): torch.det's zero gradient at a rank-one matrix
+  (pytorch#104675) still fails. A wrong formula still fails: a Hessian entry of torch.det off by
+  1e-6 fails in float64 at cond(A) up to 4e3 (tests/data/cases/tolerance.yaml), and would hide
+  only where cond(A) > 1e9, where torch's own correct result errs by as much.
 * Underflow: an operation whose value m lies below the dtype's smallest normal number is
   rounded to the subnormal spacing, a relative error spacing/m that the result inherits
   (float16 x·exp(x) at x = -17: exp(-17) = 4.1e-8, spacing 6e-8). Such points are granted
@@ -127,6 +145,7 @@ CONDITIONING = 2.0   # the multiple of u·K granted for conditioning (see the mo
 UNDERFLOW = 4.0      # subnormal spacings granted at a point the default fails (gradual underflow)
 NEAR_CONDITIONING = 3.0  # an error within this multiple of the conditioning allowance is "near" it
 SAVED_OUTPUT_ROUNDINGS = 3.0  # roundings in a saved σ = 1/(1 + exp(−x)): exp, add, divide (see above)
+FACTORIZATION = 8.0  # u·cond(A)·max|R| granted where torch's code factorizes A (det, inv, solve; see above)
 
 # Severity order of the point classes: a point takes the worst of its entries.
 CLASSES = ("pass", "kink", "overflow", "undefined", "singular", "unstable", "fail", "raised")
@@ -184,6 +203,7 @@ class Comparison:
     worst_conditioning: float | None = None  # the conditioning allowance at ``worst`` (see CONDITIONING)
     accept: tuple[float, float] | None = None  # (rtol, atol) of a ``tolerance:`` that accepts every point
     worst_default: float | None = None       # the default policy's allowance at ``worst``
+    worst_factorized: float | None = None    # cond(A) of the matrix torch's code factorizes at ``worst``
     point_ratio: np.ndarray | None = None  # (P,) worst error ÷ allowed per point (block-by-block comparisons)
 
 
@@ -211,13 +231,31 @@ def compare(reference: np.ndarray, kinds: np.ndarray, got: np.ndarray, dtype: st
     rows = np.flatnonzero(first.point_class == "fail")
     extra = np.zeros(reference.shape)
     spacing = EPS[dtype] * TINY[dtype]  # the subnormal spacing
-    scale, smallest = conditioning(rows)
+    scale, smallest, *rest = conditioning(rows)
+    factorized = rest[0] if rest else None
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-        underflow = np.where(np.isfinite(reference[rows]), np.abs(reference[rows]), 0.0) * \
-            np.minimum(spacing / smallest[:, None], 1.0)
+        finite = np.where(np.isfinite(reference[rows]), np.abs(reference[rows]), 0.0)
+        underflow = finite * np.minimum(spacing / smallest[:, None], 1.0)
         extra[rows] = np.maximum(CONDITIONING * EPS[dtype] / 2 * np.abs(scale),
                                  np.maximum(UNDERFLOW * spacing, UNDERFLOW * underflow))
-    return _compare(reference, kinds, got, dtype, override, intervals, scale_floor, extra, raised)
+        if factorized is not None:
+            extra[rows] = np.maximum(extra[rows], factorization_allowance(factorized, finite, dtype))
+    judged = _compare(reference, kinds, got, dtype, override, intervals, scale_floor, extra, raised)
+    if factorized is not None and judged.worst is not None and judged.worst[0] in rows:
+        judged.worst_factorized = float(factorized[int(np.searchsorted(rows, judged.worst[0]))])
+    return judged
+
+
+def factorization_allowance(condition: np.ndarray, magnitude: np.ndarray, dtype: str) -> np.ndarray:
+    """(rows, n): what torch's LU-based kernels may err by at points whose factorized matrix
+    has ``condition`` (rows,), the exact values there being ``magnitude`` (rows, n), finite |R|:
+    FACTORIZATION·u·cond(A)·max|R| of the point, at most max|R|/2 (a sign or a factor of 2 is
+    never rounding); none at a matrix singular in the dtype (u·cond(A) ≥ 1, or cond = inf: its
+    LU decides nothing, and torch does not solve with it there). See the module docstring."""
+    u = EPS[dtype] / 2
+    row_max = magnitude.max(axis=1, initial=0.0)
+    share = np.where(u * condition < 1, np.minimum(FACTORIZATION * u * condition, 0.5), 0.0)
+    return (share * row_max)[:, None] * np.ones_like(magnitude)
 
 
 def _compare(reference: np.ndarray, kinds: np.ndarray, got: np.ndarray, dtype: str,

@@ -348,8 +348,19 @@ def _conditioning(ctx: _Context, target: Target):
             values, kinds = Evaluator(saved, ctx.compiled.symbols)(matrix)
             k = np.maximum(k, cmp.SAVED_OUTPUT_ROUNDINGS * np.where((kinds == cmp.FINITE) & np.isfinite(values),
                                                                     values, 0.0))
-        return k, evaluator.smallest_underflow(matrix, cmp.TINY[ctx.dtype])
+        return k, evaluator.smallest_underflow(matrix, cmp.TINY[ctx.dtype]), _factorized(ctx.torchside, rows)
     return scale
+
+
+def _factorized(side: Torchside, rows: np.ndarray) -> np.ndarray | None:
+    """cond(A) of the matrices torch's code factorizes at ``rows`` (det, inv, solve, …), None when
+    it factorizes none at the first of them (most code: one call of the function, not one per row)."""
+    if not len(rows):
+        return None
+    first = side.factorization_condition(rows[:1])
+    if first[0] == 0:
+        return None
+    return np.concatenate([first, side.factorization_condition(rows[1:])])
 
 
 def _streamed(ctx: _Context, target: Target, mode: str, ref: _Reference, override) -> cmp.Comparison | None:
@@ -461,13 +472,14 @@ def _search(ctx: _Context, target: Target, mode: str | None, comparison: cmp.Com
 
     def failing(values: dict[str, np.ndarray]) -> np.ndarray:
         count = len(next(iter(values.values())))
+        side = Torchside(ctx.compiled, ctx.dtype, PointSet(values, count, 0), ctx.options.device)
         try:
-            got = _torch_at(ctx, target, mode, values)
+            got = side.value(target) if mode is None else side.derivative(target, mode)
         except (CannotDifferentiate, TorchRaised):
             return np.ones(count, dtype=bool)
         matrix = _with_constants(ctx, np.concatenate([values[v.name].reshape(count, -1)
                                                       for v in c.case.variables], axis=1))
-        return _judge(ctx, target, evaluator, matrix, got)
+        return _judge(ctx, target, evaluator, matrix, got, side)
 
     found = hunt(c.case, ctx.dtype, failing, ctx.options.seed if ctx.options.seed is not None else c.case.seed)
     if found is None:
@@ -479,7 +491,8 @@ def _search(ctx: _Context, target: Target, mode: str | None, comparison: cmp.Com
 SEARCH_NUDGED_INPUTS = 64
 
 
-def _judge(ctx: _Context, target: Target, evaluator: Evaluator, matrix: np.ndarray, got: np.ndarray) -> np.ndarray:
+def _judge(ctx: _Context, target: Target, evaluator: Evaluator, matrix: np.ndarray, got: np.ndarray,
+           side: Torchside | None = None) -> np.ndarray:
     """Which candidate rows of ``--search`` fail, by the comparison's own policy
     (:func:`diffcheck.compare.compare`: the tolerance, the conditioning allowance, subnormal
     inputs), with a kink next to a point judged as a kink: where the exact values a few ULPs
@@ -510,7 +523,8 @@ def _judge(ctx: _Context, target: Target, evaluator: Evaluator, matrix: np.ndarr
         intervals[rows] = np.where(np.isnan(lo)[..., None], np.nan, np.stack([lo, hi], axis=-1))
 
     def conditioning(at: np.ndarray):
-        return evaluator.rounding_scale(matrix[at]), evaluator.smallest_underflow(matrix[at], cmp.TINY[ctx.dtype])
+        return (evaluator.rounding_scale(matrix[at]), evaluator.smallest_underflow(matrix[at], cmp.TINY[ctx.dtype]),
+                _factorized(side, at) if side is not None else None)
     judged = cmp.compare(ref, kinds, got, ctx.dtype, override, intervals, scale_floor=floor,
                          conditioning=None if override else conditioning)
     return np.isin(judged.point_class, ("fail", "unstable"))
@@ -775,14 +789,18 @@ def _worst(ctx: _Context, target: Target, ref: _Reference, g: float, i: int, j: 
                       abs_error=a, rel_error=rel, ulp_error=u, formula=formula)
 
 
-def _allowed_text(comparison: cmp.Comparison) -> str:
+def _allowed_text(comparison: cmp.Comparison, dtype: str) -> str:
     p = comparison.policy
     rule = f"rtol={p.rtol:.3g}·|exact| + atol={p.atol:.3g}"
     if comparison.worst_allowed is None:
         return f" {rule}"
     cond = comparison.worst_conditioning
+    factorized = comparison.worst_factorized
     return (f" = {comparison.worst_allowed:.3g}: {rule}"
-            + (f", conditioning {cond:.3g}" if cond is not None else ""))
+            + (f", conditioning {cond:.3g}" if cond is not None else "")
+            + (f" with cond(A) = {factorized:.3g} of the matrix torch factorizes"
+               + (f", singular in {dtype}: none granted for it" if cmp.EPS.get(dtype, 0.0) / 2 * factorized >= 1 else "")
+               if factorized else ""))
 
 
 def _conditioning_hint(comparison: cmp.Comparison, dtype: str) -> str | None:
@@ -820,7 +838,7 @@ def _message(comparison: cmp.Comparison, total: int, details: Details, dtype: st
     elif c.get("fail"):
         parts.append(f"{c['fail']} of {total} points beyond tolerance "
                      f"(worst error is {comparison.worst_ratio:.3g}× the allowed"
-                     + _allowed_text(comparison) + ")")
+                     + _allowed_text(comparison, dtype) + ")")
         hint = _conditioning_hint(comparison, dtype)
         if hint:
             parts.append(hint)

@@ -385,3 +385,52 @@ def test_conditioning_counts_a_loop_of_additions(dtype):
             worst = max(worst, err / (u * np.abs(row).sum()))
     assert worst > math.ceil(math.log2(n))  # pairwise counting alone would not have covered it
     assert sum_roundings(2) == 1 and sum_roundings(3) == 2 and sum_roundings(n) == pytest.approx(math.sqrt(n))
+
+
+def test_a_factorized_matrix_grants_its_condition_number_and_no_more():
+    """torch.det's Hessian by .backward() at cond(A) = 78: 64 u on an entry that is exactly 0
+    (the exact Hessian is constant, K = 0). u·cond(A) covers it; a singular matrix, a matrix
+    singular in the dtype and a 1e-6 error are not covered (compare.FACTORIZATION)."""
+    u = cmp.EPS["float64"] / 2
+    ref, kinds = np.array([[0.0, 1.0, -1.0, 0.0]]), np.zeros((1, 4), np.int8)
+    got = np.array([[64 * u, 1.0, -1.0, 0.0]])
+
+    def cond(kappa):
+        return lambda rows: (np.zeros((len(rows), 4)), np.full(len(rows), np.inf), np.full(len(rows), kappa))
+    plain = lambda rows: (np.zeros((len(rows), 4)), np.full(len(rows), np.inf))  # noqa: E731
+    assert compare(ref, kinds, got, "float64", conditioning=plain).counts == {"fail": 1}
+    judged = compare(ref, kinds, got, "float64", conditioning=cond(78.0))
+    assert judged.counts == {"pass": 1}
+    for kappa in (np.inf, 2.0 / u, 4.0):  # singular; singular in float64; too well conditioned for 64 u
+        assert compare(ref, kinds, got, "float64", conditioning=cond(kappa)).counts == {"fail": 1}, kappa
+    wrong = compare(ref, kinds, np.array([[1e-6, 1.0, -1.0, 0.0]]), "float64", conditioning=cond(4e3))
+    assert wrong.counts == {"fail": 1} and wrong.worst_factorized == 4e3
+    # never more than half the point's largest value, whatever cond(A)
+    assert cmp.factorization_allowance(np.array([1e15]), np.array([[0.0, 2.0]]), "float64").max() == 1.0
+
+
+def test_the_torch_side_finds_the_matrices_its_code_factorizes():
+    """Torchside.factorization_condition runs the torch code under a TorchFunctionMode, which
+    sees every call of torch's Python API (the case's expression, or a user's own function)."""
+    from diffcheck.autograd import Torchside
+    from diffcheck.loader import load_text
+    from diffcheck.points import PointSet
+    from diffcheck.symbolic import compile_case
+    text = """
+cases:
+  - name: t.det
+    variables: {A: {shape: [2, 2], domain: [-1, 1]}}
+    expr: det(A)
+  - name: t.plain
+    variables: {A: {shape: [2, 2], domain: [-1, 1]}}
+    expr: sum(A * A)
+"""
+    (det, plain), errors = load_text(text, "t.yaml")
+    assert not errors
+    values = {"A": np.array([[[1.0, 1.0], [1.0, 1.001]], [[1.0, 0.0], [0.0, 1.0]], [[1.0, 1.0], [1.0, 1.0]]])}
+    side = Torchside(compile_case(det), "float64", PointSet(values, 3, 0))
+    kappa = side.factorization_condition(np.arange(3))
+    assert kappa[0] == pytest.approx(np.linalg.cond(values["A"][0]))
+    assert kappa[1] == pytest.approx(1.0) and kappa[2] > 1e15
+    assert not Torchside(compile_case(plain), "float64", PointSet(values, 3, 0)).factorization_condition(
+        np.arange(3)).any()

@@ -25,14 +25,8 @@ CORPUS = ROOT / "tests" / "soundness"
 if str(ROOT) not in sys.path:  # the cases import tests.soundness.bugs
     sys.path.insert(0, str(ROOT))
 
-CONDITIONING = ("a model of torch's algorithm: torch.det's LU-based Hessian errs by 64 u on entries that are "
-                "exactly 0 (at a sample with cond(A) = 78), and the exact entry is the constant 0, so its "
-                "running error bound K is 0; only a term u·cond(A)·|H| for torch's kernel would grant it")
-
 #: today's misses, by case name: the mechanism each waits for
-XFAIL = {
-    "control.det_near_singular_hessian": CONDITIONING,
-}
+XFAIL: dict[str, str] = {}
 
 
 def corpus_cases():

@@ -618,6 +618,25 @@ class Torchside:
                   for i in range(len(sizes))]
         return np.concatenate([np.concatenate(r, axis=2) for r in blocks], axis=1).reshape(p, -1)
 
+    def factorization_condition(self, rows: np.ndarray) -> np.ndarray:
+        """(len(rows),) at each of those points, the largest 2-norm condition number of a square
+        matrix that the torch code factorizes while computing the function (:data:`FACTORIZING`:
+        det, slogdet, inv, solve, …, found by a :class:`torch.overrides.TorchFunctionMode`, so
+        in the user's own code too): 0 where it factorizes none, inf at a singular matrix.
+        Computed in float64 from the matrix in the dtype under test, point by point, without
+        gradients. Only the tolerance reads it (:data:`diffcheck.compare.FACTORIZATION`)."""
+        out = np.zeros(len(rows))
+        with torch.no_grad(), one_thread():
+            for k, i in enumerate(rows):
+                watch = _FactorizedMatrices()
+                try:
+                    with watch:
+                        self.f(*(x[int(i)] for x in self.inputs))
+                except Exception:  # torch raised here: the comparison has classified the point already
+                    pass
+                out[k] = watch.condition
+        return out
+
     def _leaves(self):
         return [x.detach().clone().requires_grad_(True) for x in self.inputs]
 
@@ -655,6 +674,33 @@ class Torchside:
                 raise classify_error(err) from None
             rows_out.append(torch.cat(row))
         return _np(torch.stack(rows_out)).reshape(p, -1)
+
+
+#: torch functions (by ``__name__``, as a TorchFunctionMode sees them: ``torch.det``, ``Tensor.det``,
+#: ``torch.linalg.det`` …) that factorize their first argument, a square matrix, by LU with partial
+#: pivoting, and whose derivatives solve with that factorization (torch's FunctionsManual.cpp)
+FACTORIZING = frozenset({"det", "linalg_det", "logdet", "slogdet", "linalg_slogdet", "inverse", "linalg_inv",
+                         "linalg_inv_ex", "linalg_solve", "linalg_solve_ex", "linalg_lu_factor",
+                         "linalg_lu_factor_ex"})
+
+
+class _FactorizedMatrices(torch.overrides.TorchFunctionMode):
+    """Records the largest condition number of the matrices passed to :data:`FACTORIZING` ops."""
+
+    def __init__(self):
+        super().__init__()
+        self.condition = 0.0
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if getattr(func, "__name__", None) in FACTORIZING:
+            a = args[0] if args else kwargs.get("A", kwargs.get("input"))
+            if isinstance(a, torch.Tensor) and a.dim() >= 2 and a.shape[-1] == a.shape[-2] and a.numel():
+                # the mode is off inside its own handler: this cond is not recorded
+                k = torch.linalg.cond(a.detach().to("cpu", torch.float64))
+                k = torch.where(torch.isnan(k), torch.inf, k)
+                self.condition = max(self.condition, float(k.max()))
+        return func(*args, **kwargs)
 
 
 def _stack(results):
