@@ -72,7 +72,8 @@ def diffcheck_verdict(case, search: bool = False) -> tuple[bool, str]:
     r = bad[0]
     what = f"{r.status} ({r.check}/{r.mode or 'value'}/{r.dtype})"
     if not case.name.startswith("bug.") and true_alarm(case.name, {b.check for b in bad}):
-        return True, f"true alarm: torch 2.13's defect pinned as `{TRUE_ALARMS[case.name][0]}`, {what}"
+        pinned = ", ".join(f"`{f}`" for f in sorted({TRUE_ALARMS[case.name][b.check] for b in bad}))
+        return True, f"true alarm: torch 2.13's defect pinned as {pinned}, {what}"
     return True, what
 
 
