@@ -86,19 +86,27 @@ itself::
   FunctionsManual.cpp), so torch's rounding reaches a derivative amplified by cond(A), whatever
   the exact expression's own conditioning: the Hessian of a 2×2 determinant is constant (K = 0),
   and torch's, by ``.backward()`` at a matrix with cond(A) = 78, is off by 64 u on an entry that is
-  exactly 0. Where torch's code factorizes a matrix at a failing point (found by running it
-  there under a TorchFunctionMode, :meth:`diffcheck.autograd.Torchside.factorization_condition`,
-  so a user's own code that calls torch.linalg.solve is covered too), the point is also granted
-  FACTORIZATION·u·cond(A)·M, M the largest |exact value| of the point: the normwise forward
-  error of a backward-stable factorization. Measured by ``python tools/measure_factorization.py``
-  (torch.det's gradient and Hessian by ``.backward()`` and by torch.func, 2×2 to 4×4, cond(A)
-  from 10 to 1e6, 40 matrices each, float64 and float32): error ÷ u·cond(A)·M is at most 4.07
-  (torch.func's gradient of a 4×4 at cond 10), 2.05 from cond 100 up; FACTORIZATION = 8.
-  Never more than M/2 (a wrong sign or a factor of 2 is never rounding), and nothing at a matrix
-  singular in the dtype (u·cond(A) ≥ 1): torch.det's zero gradient at a rank-one matrix
-  (pytorch#104675) still fails. A wrong formula still fails: a Hessian entry of torch.det off by
-  1e-6 fails in float64 at cond(A) up to 4e3 (tests/data/cases/tolerance.yaml), and would hide
-  only where cond(A) > 1e9, where torch's own correct result errs by as much.
+  exactly 0. At a failing point, the torch code is run once more under a TorchFunctionMode
+  (:meth:`diffcheck.autograd.Torchside.factorization_condition`: a user's own code that calls
+  torch.linalg.solve is seen too), which records each matrix it factorizes and which input
+  entries that matrix depends on (a constant matrix: none). An entry of the derivative that
+  differentiates by such an input (a Hessian entry: by either of its two) is granted
+  FACTORIZATION·u·cond(A)·M, M the largest |exact value| among the point's entries that go
+  through a factorized matrix: the normwise forward error of a backward-stable factorization.
+  Entries that do not go through one get nothing (a loss log|det W| + f(x) keeps f's gradient
+  to the default tolerance, however ill-conditioned W is). Measured by ``python
+  tools/measure_factorization.py`` (torch.det's gradient and Hessian by ``.backward()`` and by
+  torch.func, 2×2 to 4×4, cond(A) from 10 to 1e6, 40 matrices each, float64 and float32): error ÷
+  u·cond(A)·M is at most 4.07 (torch.func's gradient of a 4×4 at cond 10), 2.05 from cond 100 up;
+  FACTORIZATION = 8. Where that grant would exceed √eps·M, torch's own rounding may take half the
+  digits and a wrong formula cannot be told from it: such an entry is granted nothing, and a point
+  it fails is not compared (counted with the singular points, and the message says why: float32
+  from cond(A) ≈ 720, float64 from 1.7e7). At a matrix singular in the dtype (u·cond(A) ≥ 1)
+  nothing is granted or excused: torch.det's zero gradient at a rank-one matrix (pytorch#104675)
+  still fails. A wrong formula still fails: a Hessian entry of torch.det off by 1e-6 fails in
+  float64 at cond(A) up to 4e3 (tests/data/cases/tolerance.yaml, with the two planted bugs a
+  grant per point, not per entry, let through: a 1e-3 error beside a constant singular matrix,
+  and in a flow's loss beside an ill-conditioned W).
 * Underflow: an operation whose value m lies below the dtype's smallest normal number is
   rounded to the subnormal spacing, a relative error spacing/m that the result inherits
   (float16 x·exp(x) at x = -17: exp(-17) = 4.1e-8, spacing 6e-8). Such points are granted
@@ -208,6 +216,8 @@ class Comparison:
     accept: tuple[float, float] | None = None  # (rtol, atol) of a ``tolerance:`` that accepts every point
     worst_default: float | None = None       # the default policy's allowance at ``worst``
     worst_factorized: float | None = None    # cond(A) of the matrix torch's code factorizes at ``worst``
+    undecided: int = 0                       # points not compared: beyond a factorized matrix's decidable bound
+    undecided_condition: float | None = None  # the largest cond(A) among them
     point_ratio: np.ndarray | None = None  # (P,) worst error ÷ allowed per point (block-by-block comparisons)
 
 
@@ -237,35 +247,46 @@ def compare(reference: np.ndarray, kinds: np.ndarray, got: np.ndarray, dtype: st
     spacing = EPS[dtype] * TINY[dtype]  # the subnormal spacing
     scale, smallest, *rest = conditioning(rows)
     factorized = rest[0] if rest else None
+    undecided = None
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         finite = np.where(np.isfinite(reference[rows]), np.abs(reference[rows]), 0.0)
         underflow = finite * np.minimum(UNDERFLOW * spacing / smallest[:, None], 1.0)
         extra[rows] = np.maximum(CONDITIONING * EPS[dtype] / 2 * np.abs(scale),
                                  np.maximum(UNDERFLOW * spacing, underflow))
         if factorized is not None:
-            extra[rows] = np.maximum(extra[rows], factorization_allowance(factorized, finite, dtype))
-    judged = _compare(reference, kinds, got, dtype, override, intervals, scale_floor, extra, raised)
+            grant, beyond = factorization_allowance(factorized, finite, dtype)
+            extra[rows] = np.maximum(extra[rows], grant)
+            undecided = np.zeros(reference.shape, dtype=bool)
+            undecided[rows] = beyond
+    judged = _compare(reference, kinds, got, dtype, override, intervals, scale_floor, extra, raised, undecided)
     if factorized is not None and judged.worst is not None and judged.worst[0] in rows:
-        judged.worst_factorized = float(factorized[int(np.searchsorted(rows, judged.worst[0]))])
+        judged.worst_factorized = float(factorized[int(np.searchsorted(rows, judged.worst[0])), judged.worst[1]])
+    if factorized is not None and judged.undecided:
+        judged.undecided_condition = float(np.max(np.where(undecided[rows], factorized, 0.0)))
     return judged
 
 
-def factorization_allowance(condition: np.ndarray, magnitude: np.ndarray, dtype: str) -> np.ndarray:
-    """(rows, n): what torch's LU-based kernels may err by at points whose factorized matrix
-    has ``condition`` (rows,), the exact values there being ``magnitude`` (rows, n), finite |R|:
-    FACTORIZATION·u·cond(A)·max|R| of the point, at most max|R|/2 (a sign or a factor of 2 is
-    never rounding); none at a matrix singular in the dtype (u·cond(A) ≥ 1, or cond = inf: its
-    LU decides nothing, and torch does not solve with it there). See the module docstring."""
+def factorization_allowance(condition: np.ndarray, magnitude: np.ndarray, dtype: str) -> tuple[np.ndarray, np.ndarray]:
+    """What torch's LU-based kernels may err by, for entries (rows, n) whose inputs feed a
+    matrix it factorizes with ``condition`` (0: none does), the exact values being
+    ``magnitude`` (finite |R|): FACTORIZATION·u·cond(A)·M, M the largest |R| among the point's
+    entries that go through a factorized matrix (see the module docstring). Returns (the
+    allowance, the entries beyond the undecidable bound: FACTORIZATION·u·cond(A) > √eps, where
+    torch's own rounding may exceed half the digits, so that a wrong formula cannot be told from
+    it: those are granted nothing and not compared if they fail). Nothing at a matrix singular
+    in the dtype (u·cond(A) ≥ 1: its LU decides nothing, and torch does not solve with it)."""
     u = EPS[dtype] / 2
-    row_max = magnitude.max(axis=1, initial=0.0)
-    share = np.where(u * condition < 1, np.minimum(FACTORIZATION * u * condition, 0.5), 0.0)
-    return (share * row_max)[:, None] * np.ones_like(magnitude)
+    through = condition > 0
+    row_max = np.where(through, magnitude, 0.0).max(axis=1, initial=0.0)
+    share = np.where(through & (u * condition < 1), FACTORIZATION * u * condition, 0.0)
+    beyond = share > np.sqrt(EPS[dtype])
+    return np.where(beyond, 0.0, share) * row_max[:, None], beyond
 
 
 def _compare(reference: np.ndarray, kinds: np.ndarray, got: np.ndarray, dtype: str,
              override: Tolerance | None = None, intervals: np.ndarray | None = None,
              scale_floor: float = 0.0, extra: np.ndarray | None = None,
-             raised: np.ndarray | None = None) -> Comparison:
+             raised: np.ndarray | None = None, undecided: np.ndarray | None = None) -> Comparison:
     """Compare block by block of rows (points), with S taken over all rows first, so that
     the result is the one a single pass would give; see :func:`compare_rows`. When every
     exact value is finite and in the dtype's range, torch's are all finite and no point is
@@ -275,13 +296,14 @@ def _compare(reference: np.ndarray, kinds: np.ndarray, got: np.ndarray, dtype: s
         return _compare_plain(reference, got, dtype, override, scale_floor)
     rows = max(1, BLOCK_CELLS // max(reference.shape[1] if reference.ndim == 2 else 1, 1))
     if reference.shape[0] <= rows:
-        return compare_rows(reference, kinds, got, dtype, override, intervals, scale_floor, extra, raised)
+        return compare_rows(reference, kinds, got, dtype, override, intervals, scale_floor, extra, raised, undecided)
     in_range = (kinds == FINITE) & (np.abs(reference) <= MAX[dtype])
     scale = max(float(np.abs(np.where(in_range, reference, 0.0)).max()), scale_floor)
     parts = [(s, compare_rows(reference[s:s + rows], kinds[s:s + rows], got[s:s + rows], dtype, override,
                               None if intervals is None else intervals[s:s + rows], scale,
                               None if extra is None else extra[s:s + rows],
-                              None if raised is None else raised[s:s + rows]))
+                              None if raised is None else raised[s:s + rows],
+                              None if undecided is None else undecided[s:s + rows]))
              for s in range(0, reference.shape[0], rows)]
     counts: dict[str, int] = {}
     examples: dict[str, list[tuple[int, int]]] = {}
@@ -310,7 +332,8 @@ def _compare(reference: np.ndarray, kinds: np.ndarray, got: np.ndarray, dtype: s
                       worst_allowed=best.worst_allowed if best else None,
                       worst_default=best.worst_default if best else None,
                       worst_conditioning=best.worst_conditioning if best else None,
-                      accept=(accepts[0][0], max(a[1] for a in accepts)) if accepts else None)
+                      accept=(accepts[0][0], max(a[1] for a in accepts)) if accepts else None,
+                      undecided=sum(c.undecided for _, c in parts))
 
 
 def _plain(reference, kinds, got, dtype, override, intervals) -> bool:
@@ -443,7 +466,7 @@ class PlainStream:
 def compare_rows(reference: np.ndarray, kinds: np.ndarray, got: np.ndarray, dtype: str,
                  override: Tolerance | None = None, intervals: np.ndarray | None = None,
                  scale_floor: float = 0.0, extra: np.ndarray | None = None,
-                 raised: np.ndarray | None = None) -> Comparison:
+                 raised: np.ndarray | None = None, undecided: np.ndarray | None = None) -> Comparison:
     """Compare torch's values ``got`` with the exact ``reference`` (both (P, n) float64;
     ``kinds`` gives FINITE/POS_INF/NEG_INF/UNDEFINED for each exact value).
 
@@ -487,6 +510,12 @@ def compare_rows(reference: np.ndarray, kinds: np.ndarray, got: np.ndarray, dtyp
     # NaN-gradient bug itself, a failure and not an instability region to map
     cls[at_limit & finite_ref & ~got_finite] = _RANK["fail"]
     cls[at_kink & (cls == _RANK["pass"])] = _RANK["kink"]
+    n_undecided = 0
+    not_decided = np.zeros(ref.shape, dtype=bool)
+    if undecided is not None:  # beyond what a factorized matrix's rounding lets us decide: not compared
+        not_decided = undecided & (cls == _RANK["fail"])
+        cls[not_decided] = _RANK["singular"]
+        n_undecided = int(not_decided.any(axis=1).sum())
     cls[(kinds == POS_INF) | (kinds == NEG_INF)] = _RANK["singular"]
     cls[kinds == UNDEFINED] = _RANK["undefined"]
     at_raised = np.zeros(ref.shape, dtype=bool)
@@ -500,7 +529,7 @@ def compare_rows(reference: np.ndarray, kinds: np.ndarray, got: np.ndarray, dtyp
     examples = {CLASSES[c]: [tuple(int(i) for i in ix) for ix in np.argwhere(cls == c)[:5]]
                 for c in range(len(CLASSES)) if c != _RANK["pass"] and (cls == c).any()}
 
-    compared_mask = finite_ref & got_finite
+    compared_mask = finite_ref & got_finite & ~not_decided
     if compared_mask.any():
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             rel = np.where(ref != 0, err / np.abs(ref), np.where(err > 0, np.inf, 0.0))
@@ -533,7 +562,7 @@ def compare_rows(reference: np.ndarray, kinds: np.ndarray, got: np.ndarray, dtyp
     return Comparison(point_class, counts, policy, int(compared_mask.any(axis=1).sum()) if got.size else 0,
                       max_abs, max_rel, max_ulp, worst, worst_ratio, examples,
                       worst_allowed=worst_allowed, worst_conditioning=worst_conditioning, accept=accept,
-                      worst_default=worst_default)
+                      worst_default=worst_default, undecided=n_undecided)
 
 
 def _round_up(x: float) -> float:

@@ -390,28 +390,47 @@ def test_conditioning_counts_a_loop_of_additions(dtype):
 def test_a_factorized_matrix_grants_its_condition_number_and_no_more():
     """torch.det's Hessian by .backward() at cond(A) = 78: 64 u on an entry that is exactly 0
     (the exact Hessian is constant, K = 0). u·cond(A) covers it; a singular matrix, a matrix
-    singular in the dtype and a 1e-6 error are not covered (compare.FACTORIZATION)."""
+    singular in the dtype, a 1e-6 error and an entry that does not go through A are not covered
+    (compare.FACTORIZATION)."""
     u = cmp.EPS["float64"] / 2
     ref, kinds = np.array([[0.0, 1.0, -1.0, 0.0]]), np.zeros((1, 4), np.int8)
     got = np.array([[64 * u, 1.0, -1.0, 0.0]])
 
-    def cond(kappa):
-        return lambda rows: (np.zeros((len(rows), 4)), np.full(len(rows), np.inf), np.full(len(rows), kappa))
+    def cond(kappa, through=(True, True, True, True)):
+        entries = np.where(np.array(through), kappa, 0.0)[None, :]
+        return lambda rows: (np.zeros((len(rows), 4)), np.full(len(rows), np.inf), entries[np.zeros(len(rows), int)])
     plain = lambda rows: (np.zeros((len(rows), 4)), np.full(len(rows), np.inf))  # noqa: E731
     assert compare(ref, kinds, got, "float64", conditioning=plain).counts == {"fail": 1}
     judged = compare(ref, kinds, got, "float64", conditioning=cond(78.0))
     assert judged.counts == {"pass": 1}
     for kappa in (np.inf, 2.0 / u, 4.0):  # singular; singular in float64; too well conditioned for 64 u
         assert compare(ref, kinds, got, "float64", conditioning=cond(kappa)).counts == {"fail": 1}, kappa
+    # the failing entry does not go through the factorized matrix: nothing granted to it
+    assert compare(ref, kinds, got, "float64", conditioning=cond(78.0, (False, True, True, True))).counts == {"fail": 1}
     wrong = compare(ref, kinds, np.array([[1e-6, 1.0, -1.0, 0.0]]), "float64", conditioning=cond(4e3))
     assert wrong.counts == {"fail": 1} and wrong.worst_factorized == 4e3
-    # never more than half the point's largest value, whatever cond(A)
-    assert cmp.factorization_allowance(np.array([1e15]), np.array([[0.0, 2.0]]), "float64").max() == 1.0
+
+
+def test_beyond_the_decidable_condition_a_point_is_not_compared_rather_than_passed():
+    """Where 8·u·cond(A) exceeds √eps (torch's own rounding may take half the digits), a point
+    that fails is not compared (counted with the singular points, and said why); one that
+    passes the default tolerance passes."""
+    u = cmp.EPS["float32"] / 2
+    ref, kinds = np.array([[0.0, 1.0], [0.5, 1.0]]), np.zeros((2, 2), np.int8)
+    got = np.array([[0.3, 1.0], [0.5, 1.0]])
+    kappa = 1e4  # 8·u·1e4 = 4.8e-3 > √eps = 3.5e-4
+    entries = np.full((2, 2), kappa)
+    judged = compare(ref, kinds, got, "float32",
+                     conditioning=lambda rows: (np.zeros((len(rows), 2)), np.full(len(rows), np.inf), entries[rows]))
+    assert judged.counts == {"singular": 1, "pass": 1} and judged.undecided == 1
+    assert judged.undecided_condition == kappa and cmp.status_of(judged.counts) == "singular"
+    assert 8 * u * kappa > np.sqrt(cmp.EPS["float32"])
 
 
 def test_the_torch_side_finds_the_matrices_its_code_factorizes():
     """Torchside.factorization_condition runs the torch code under a TorchFunctionMode, which
-    sees every call of torch's Python API (the case's expression, or a user's own function)."""
+    sees every call of torch's Python API (the case's expression, or a user's own function),
+    and finds which input entries each factorized matrix depends on: none for a constant."""
     from diffcheck.autograd import Torchside
     from diffcheck.loader import load_text
     from diffcheck.points import PointSet
@@ -421,16 +440,24 @@ cases:
   - name: t.det
     variables: {A: {shape: [2, 2], domain: [-1, 1]}}
     expr: det(A)
-  - name: t.plain
-    variables: {A: {shape: [2, 2], domain: [-1, 1]}}
-    expr: sum(A * A)
+  - name: t.partly
+    variables: {A: {shape: [2, 2], domain: [-1, 1]}, y: {}}
+    expr: det(A) + y * y
+  - name: t.constant
+    variables: {y: {}}
+    constants: {C: [[1, 1], [1, 1.001]]}
+    expr: y * det(C)
 """
-    (det, plain), errors = load_text(text, "t.yaml")
-    assert not errors
+    (det, partly, constant), errors = load_text(text, "t.yaml")
+    assert not errors, errors
     values = {"A": np.array([[[1.0, 1.0], [1.0, 1.001]], [[1.0, 0.0], [0.0, 1.0]], [[1.0, 1.0], [1.0, 1.0]]])}
-    side = Torchside(compile_case(det), "float64", PointSet(values, 3, 0))
-    kappa = side.factorization_condition(np.arange(3))
+    kappa = Torchside(compile_case(det), "float64", PointSet(values, 3, 0)).factorization_condition(np.arange(3))
+    assert kappa.shape == (3, 4)
     assert kappa[0] == pytest.approx(np.linalg.cond(values["A"][0]))
-    assert kappa[1] == pytest.approx(1.0) and kappa[2] > 1e15
-    assert not Torchside(compile_case(plain), "float64", PointSet(values, 3, 0)).factorization_condition(
-        np.arange(3)).any()
+    assert kappa[1] == pytest.approx(np.ones(4)) and (kappa[2] > 1e15).all()
+    both = dict(values, y=np.array([0.5, 0.5, 0.5]))
+    kappa = Torchside(compile_case(partly), "float64", PointSet(both, 3, 0)).factorization_condition(np.arange(3))
+    assert kappa.shape == (3, 5) and (kappa[:, :4] > 0).all() and (kappa[:, 4] == 0).all()
+    kappa = Torchside(compile_case(constant), "float64", PointSet({"y": np.array([0.5])}, 1, 0)).factorization_condition(
+        np.arange(1))
+    assert not kappa.any()

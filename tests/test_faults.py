@@ -185,7 +185,9 @@ def test_under_pytest_each_fault_costs_one_item(pytester: pytest.Pytester, helpe
 
 
 def _start_run(cases: Path, out: Path, *extra: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "diffcheck", "run", str(cases), "-j", "1", "--no-cache",
+    # -X faulthandler: a run that hangs can be made to print where (SIGABRT, see _communicate)
+    return subprocess.Popen([sys.executable, "-X", "faulthandler", "-m", "diffcheck", "run", str(cases), "-j", "1",
+                             "--no-cache",
                              "--json", str(out / "run.json"), "--report", str(out / "report"), *_cli_opt_in(),
                              *extra], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
@@ -211,7 +213,7 @@ def test_an_interrupted_run_keeps_what_finished_and_exits_130(tmp_path: Path, he
     process = _start_run(cases, tmp_path)
     _wait_for(mark, process)
     process.send_signal(signum)
-    out, err = process.communicate(timeout=60)
+    out, err = _communicate(process, 60)
     assert process.returncode == EXIT_INTERRUPTED, err
     data = json.loads((tmp_path / "run.json").read_text())
     assert data["exit_code"] == EXIT_INTERRUPTED and data["interrupted"] is True
@@ -221,6 +223,17 @@ def test_an_interrupted_run_keeps_what_finished_and_exits_130(tmp_path: Path, he
     assert "interrupted" in err and "1 not run" in err
     worker = int(mark.read_text())
     assert _gone(worker, 10)
+
+
+def _communicate(process: subprocess.Popen, seconds: float) -> tuple[str, str]:
+    """communicate(), and if the run has not ended in ``seconds``: SIGABRT, so that its
+    faulthandler prints every thread's stack, and fail with that."""
+    try:
+        return process.communicate(timeout=seconds)
+    except subprocess.TimeoutExpired:
+        process.send_signal(signal.SIGABRT)
+        out, err = process.communicate(timeout=30)
+        pytest.fail(f"the run did not end {seconds:g} s after the signal; its threads then:\n{err[-6000:]}")
 
 
 def _gone(pid: int, seconds: float) -> bool:

@@ -619,22 +619,36 @@ class Torchside:
         return np.concatenate([np.concatenate(r, axis=2) for r in blocks], axis=1).reshape(p, -1)
 
     def factorization_condition(self, rows: np.ndarray) -> np.ndarray:
-        """(len(rows),) at each of those points, the largest 2-norm condition number of a square
-        matrix that the torch code factorizes while computing the function (:data:`FACTORIZING`:
-        det, slogdet, inv, solve, …, found by a :class:`torch.overrides.TorchFunctionMode`, so
-        in the user's own code too): 0 where it factorizes none, inf at a singular matrix.
-        Computed in float64 from the matrix in the dtype under test, point by point, without
-        gradients. Only the tolerance reads it (:data:`diffcheck.compare.FACTORIZATION`)."""
-        out = np.zeros(len(rows))
-        with torch.no_grad(), one_thread():
+        """(len(rows), N) at each of those points and for each input entry (the N entries of
+        the variables, flattened and concatenated), the largest 2-norm condition number of a
+        square matrix that the torch code factorizes while computing the function
+        (:data:`FACTORIZING`: det, slogdet, inv, solve, …, found by a
+        :class:`torch.overrides.TorchFunctionMode`, so in the user's own code too) and that
+        depends on that input entry; 0 where none does (a constant matrix depends on none),
+        inf at a singular matrix. A matrix depends on an input entry when its vector-Jacobian
+        product with the all-ones and with a fixed random weighting is nonzero there. Computed in
+        float64 from the matrix in the dtype under test, point by point. Only the tolerance reads
+        it (:data:`diffcheck.compare.FACTORIZATION`)."""
+        sizes = [int(np.prod(s, dtype=int)) for s in self.shapes]
+        out = np.zeros((len(rows), sum(sizes)))
+        weights = torch.Generator().manual_seed(0)
+        with one_thread():
             for k, i in enumerate(rows):
+                leaves = [x[int(i)].detach().clone().requires_grad_(True) for x in self.inputs]
                 watch = _FactorizedMatrices()
                 try:
-                    with watch:
-                        self.f(*(x[int(i)] for x in self.inputs))
+                    with torch.enable_grad(), watch:
+                        self.f(*leaves)
+                    for a, condition in watch.matrices:
+                        if not a.requires_grad:  # a constant matrix: its rounding reaches no derivative
+                            continue
+                        w = 1.0 + torch.rand(a.shape, generator=weights, dtype=torch.float64).to(a.dtype)
+                        grads = torch.autograd.grad((a * w).sum(), leaves, allow_unused=True, retain_graph=True)
+                        used = torch.cat([(g != 0).reshape(-1) if g is not None else torch.zeros(n, dtype=torch.bool)
+                                          for g, n in zip(grads, sizes)]).numpy()
+                        out[k, used] = np.maximum(out[k, used], condition)
                 except Exception:  # torch raised here: the comparison has classified the point already
                     pass
-                out[k] = watch.condition
         return out
 
     def _leaves(self):
@@ -685,11 +699,11 @@ FACTORIZING = frozenset({"det", "linalg_det", "logdet", "slogdet", "linalg_slogd
 
 
 class _FactorizedMatrices(torch.overrides.TorchFunctionMode):
-    """Records the largest condition number of the matrices passed to :data:`FACTORIZING` ops."""
+    """Records the matrices passed to :data:`FACTORIZING` ops, each with its condition number."""
 
     def __init__(self):
         super().__init__()
-        self.condition = 0.0
+        self.matrices: list[tuple[torch.Tensor, float]] = []  # (the matrix, its largest condition number)
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
@@ -699,7 +713,7 @@ class _FactorizedMatrices(torch.overrides.TorchFunctionMode):
                 # the mode is off inside its own handler: this cond is not recorded
                 k = torch.linalg.cond(a.detach().to("cpu", torch.float64))
                 k = torch.where(torch.isnan(k), torch.inf, k)
-                self.condition = max(self.condition, float(k.max()))
+                self.matrices.append((a, float(k.max())))
         return func(*args, **kwargs)
 
 
