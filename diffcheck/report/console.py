@@ -18,6 +18,7 @@ characters in it are removed (:func:`diffcheck.report.plain_text`).
 from __future__ import annotations
 
 import io
+import math
 import textwrap
 from collections import OrderedDict
 from typing import Any, Iterable
@@ -232,7 +233,7 @@ def failure_facts(r: Result) -> list[tuple[str, str]]:
         facts.append(("error", errors))
         facts.append(("ULP", f"{format_number(w.ulp_error)} at the same point"))
     if r.tolerance:
-        facts.append(("allowed", _allowed(r.tolerance)))
+        facts.append(("allowed", _allowed(r.tolerance) + _granted(r)))
     if w is not None and w.formula:
         facts.append(("formula", w.formula))
     for region in r.details.regions:
@@ -250,6 +251,22 @@ def failure_facts(r: Result) -> list[tuple[str, str]]:
     if search is not None and search.points_line:
         facts.append(("pin it with", search.points_line))
     return facts
+
+
+def _granted(r: Result) -> str:
+    """When the worst point was judged by more than the tolerance's rule (the conditioning,
+    underflow or factorization allowance of diffcheck.compare): what it was allowed there."""
+    w, tol = r.worst_point, r.tolerance
+    if w is None or not r.ratio or not math.isfinite(r.ratio) or tol.get("rule") != "default":
+        return ""
+    try:
+        allowed = w.abs_error / r.ratio
+        rule = tol["rtol"] * abs(w.reference) + tol["atol"]
+    except (KeyError, TypeError, ZeroDivisionError):
+        return ""
+    if not math.isfinite(allowed) or allowed <= rule * 1.01:
+        return ""
+    return f"; {format_number(allowed, 3)} at the worst point, with the conditioning allowance (see what)"
 
 
 def _allowed(tolerance: dict[str, float]) -> str:
