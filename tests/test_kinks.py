@@ -100,3 +100,17 @@ def test_search_calls_no_correct_kink_a_failure():
     results = check_case(case, CheckOptions(search=True)).results
     assert results and not [r for r in results if r.status not in ("pass", "kink")], \
         [(r.check, r.mode, r.dtype, r.status, r.message) for r in results]
+
+
+def test_search_draws_a_long_vector_from_a_seed():
+    """Hypothesis cannot draw 1000 floats element by element (it raised Unsatisfiable and the
+    case was lost): a long variable is drawn from a seed it chooses. A correct mean of squares
+    passes; a 1e-3 error in one entry of its gradient is found and pinned."""
+    variables = {"x": {"shape": [1000], "domain": [-1, 1]}}
+    good = make_case("long_mean", "sum(x * x) / 1000", variables=variables, samples=4,
+                     dtypes=["float32"], modes=["reverse"])
+    assert {r.status for r in check_case(good, CheckOptions(search=True)).results} == {"pass"}
+    bad = make_case("long_mean_off", "sum(x * x) / 1000", variables=variables, samples=4, dtypes=["float32"],
+                    modes=["reverse"], torch="torch.sum(x * x) / 1000 * (1 + 1e-3 * (x[0] - torch.Tensor.detach(x[0])))")
+    (gradient,) = [r for r in check_case(bad, CheckOptions(search=True)).results if r.check == "gradient"]
+    assert gradient.status == "fail" and gradient.details.search.points_line.startswith("points: [{x: [")

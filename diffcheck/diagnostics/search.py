@@ -25,6 +25,9 @@ from ..points import round_to
 
 SWEEP = 2048
 MAX_EXAMPLES = 400
+#: a variable with more elements than this is drawn from a seed Hypothesis chooses, not element
+#: by element: Hypothesis cannot generate 1000 floats in one example (``Unsatisfiable``)
+DRAWN_ELEMENTS = 64
 
 # failing(points) -> boolean per point; points: name -> (k, *shape) float64 in the dtype
 Checker = Callable[[dict[str, np.ndarray]], np.ndarray]
@@ -66,7 +69,7 @@ def hunt(case: Case, dtype: str, failing: Checker, seed: int = 0) -> Found | Non
     """The simplest failing point found, or None."""
     from hypothesis import HealthCheck, Phase, find, settings
     from hypothesis import strategies as st
-    from hypothesis.errors import NoSuchExample
+    from hypothesis.errors import NoSuchExample, Unsatisfiable
 
     sweep = _sweep_points(case, dtype, seed)
     bad = failing(sweep)
@@ -79,6 +82,11 @@ def hunt(case: Case, dtype: str, failing: Checker, seed: int = 0) -> Found | Non
             lo, hi = var.domain
             width = 4 * (hi - lo) / SWEEP
             centre = np.asarray(p[var.name], dtype=float)
+            if centre.size > DRAWN_ELEMENTS:
+                parts[var.name] = st.integers(0, 2**32 - 1).map(
+                    lambda s, c=centre, w=width, lo=lo, hi=hi: np.clip(
+                        c + np.random.default_rng(s).uniform(-w, w, c.shape), lo, hi).tolist())
+                continue
             elems = [st.floats(max(lo, c - width), min(hi, c + width)) for c in centre.ravel()]
             parts[var.name] = (st.tuples(*elems).map(lambda xs, s=centre.shape: np.reshape(xs, s).tolist())
                                if centre.shape else elems[0])
@@ -90,6 +98,10 @@ def hunt(case: Case, dtype: str, failing: Checker, seed: int = 0) -> Found | Non
             lo, hi = var.domain
             n = int(np.prod(var.shape, dtype=int)) if var.shape else 1
             f = st.floats(lo, hi, allow_nan=False, allow_infinity=False)
+            if n > DRAWN_ELEMENTS:
+                parts[var.name] = st.integers(0, 2**32 - 1).map(
+                    lambda s, lo=lo, hi=hi, shape=var.shape: np.random.default_rng(s).uniform(lo, hi, shape).tolist())
+                continue
             parts[var.name] = (st.lists(f, min_size=n, max_size=n).map(
                 lambda xs, s=var.shape: np.reshape(xs, s).tolist()) if var.shape else f)
         return st.fixed_dictionaries(parts)
@@ -109,7 +121,7 @@ def hunt(case: Case, dtype: str, failing: Checker, seed: int = 0) -> Found | Non
                       report_multiple_bugs=False)
     try:
         found = find(strategy, condition, settings=config, random=random.Random(seed))
-    except NoSuchExample:
+    except (NoSuchExample, Unsatisfiable):  # none found, or none Hypothesis could draw
         if not seeds:
             return None
         found, stage = {k: (v.tolist() if np.ndim(v) else float(v)) for k, v in seeds[0].items()}, "sweep"
