@@ -339,17 +339,26 @@ def _batching_bug(ctx: _Context, target: Target, mode: str, comparison: cmp.Comp
 
 def _conditioning(ctx: _Context, target: Target):
     """The rounding scale K of ``target`` at some rows (compare.py), computed only when asked."""
-    def scale(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def scale(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         evaluator = Evaluator(target.exprs, ctx.compiled.symbols)
-        matrix = _with_constants(ctx, ctx.points.matrix()[rows])
-        k = evaluator.rounding_scale(matrix)
-        saved = ctx.compiled.saved_output_sensitivity(target) if target.label != "value" else None
-        if saved is not None:  # torch's backward reads σ (σ' = σ(1 − σ)): one rounding of each σ counts too
-            values, kinds = Evaluator(saved, ctx.compiled.symbols)(matrix)
-            k = np.maximum(k, cmp.SAVED_OUTPUT_ROUNDINGS * np.where((kinds == cmp.FINITE) & np.isfinite(values),
-                                                                    values, 0.0))
-        return k, evaluator.smallest_underflow(matrix, cmp.TINY[ctx.dtype]), _factorized(ctx.torchside, target, rows)
+        return _rounding(ctx, target, evaluator, _with_constants(ctx, ctx.points.matrix()[rows]), ctx.torchside, rows)
     return scale
+
+
+def _rounding(ctx: _Context, target: Target, evaluator: Evaluator, matrix: np.ndarray, side: Torchside | None,
+              rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """What :func:`diffcheck.compare.compare` reads at a failing point (its ``conditioning``): the
+    rounding scale K of the exact expression and of autograd's saved outputs, the smallest
+    underflowing intermediate, and cond(A) of the matrices torch factorizes (``side`` at ``rows``).
+    One function for a result and for ``--search``'s candidates, so that both are judged alike."""
+    k = evaluator.rounding_scale(matrix)
+    saved = ctx.compiled.saved_output_sensitivity(target) if target.label != "value" else None
+    if saved is not None:  # torch's backward reads σ (σ' = σ(1 − σ)): one rounding of each σ counts too
+        values, kinds = Evaluator(saved, ctx.compiled.symbols)(matrix)
+        k = np.maximum(k, cmp.SAVED_OUTPUT_ROUNDINGS * np.where((kinds == cmp.FINITE) & np.isfinite(values),
+                                                                values, 0.0))
+    return (k, evaluator.smallest_underflow(matrix, cmp.TINY[ctx.dtype]),
+            _factorized(side, target, rows) if side is not None else None)
 
 
 def _factorized(side: Torchside, target: Target, rows: np.ndarray) -> np.ndarray | None:
@@ -530,8 +539,7 @@ def _judge(ctx: _Context, target: Target, evaluator: Evaluator, matrix: np.ndarr
         intervals[rows] = np.where(np.isnan(lo)[..., None], np.nan, np.stack([lo, hi], axis=-1))
 
     def conditioning(at: np.ndarray):
-        return (evaluator.rounding_scale(matrix[at]), evaluator.smallest_underflow(matrix[at], cmp.TINY[ctx.dtype]),
-                _factorized(side, target, at) if side is not None else None)
+        return _rounding(ctx, target, evaluator, matrix[at], side, at)
     judged = cmp.compare(ref, kinds, got, ctx.dtype, override, intervals, scale_floor=floor,
                          conditioning=None if override else conditioning)
     return np.isin(judged.point_class, ("fail", "unstable"))

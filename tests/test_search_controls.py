@@ -20,10 +20,11 @@ if str(ROOT) not in sys.path:  # the cases import tests.soundness.bugs; the tool
 from tools.search_alarms import TRUE_ALARMS, cases, is_bug, verdict  # noqa: E402
 
 #: controls that raised false alarms before (an underflowing square, a norm's apex, a zero
-#: input, a threshold, a scaled softmax in float32): quick enough to run by default
+#: input, a threshold, a scaled softmax in float32, silu‴ at x = 11 where the search's judge
+#: lacked the saved-output rounding the result's judge has): quick enough to run by default
 ONCE_FALSE = ("control.sinc_grad_at_zero_nan.sinc_fixed", "control.norm_zero_nan.torch",
               "control.prod_zero_input_nan.torch", "control.std_constant_input_nan.torch",
-              "control.thresholded_at_one_third", "control.softmax_scaled_float32")
+              "control.thresholded_at_one_third", "control.softmax_scaled_float32", "tol.silu_third")
 
 CONTROLS = [c for c in cases() if not is_bug(c)]
 

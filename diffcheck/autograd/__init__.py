@@ -642,9 +642,9 @@ class Torchside:
                     for a, condition in watch.matrices:
                         if not a.requires_grad:  # a constant matrix: its rounding reaches no derivative
                             continue
-                        w = 1.0 + torch.rand(a.shape, generator=weights, dtype=torch.float64).to(a.dtype)
+                        w = 1.0 + torch.rand(a.shape, generator=weights, dtype=torch.float64).to(a.device, a.dtype)
                         grads = torch.autograd.grad((a * w).sum(), leaves, allow_unused=True, retain_graph=True)
-                        used = torch.cat([(g != 0).reshape(-1) if g is not None else torch.zeros(n, dtype=torch.bool)
+                        used = torch.cat([torch.zeros(n, dtype=torch.bool) if g is None else (g != 0).reshape(-1).cpu()
                                           for g, n in zip(grads, sizes)]).numpy()
                         out[k, used] = np.maximum(out[k, used], condition)
                 except Exception:  # torch raised here: the comparison has classified the point already
@@ -707,7 +707,10 @@ class _FactorizedMatrices(torch.overrides.TorchFunctionMode):
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
-        if getattr(func, "__name__", None) in FACTORIZING:
+        name = getattr(func, "__name__", None)
+        inverse_power = name in ("matrix_power", "linalg_matrix_power") and (
+            args[1] if len(args) > 1 else kwargs.get("n", 0)) < 0  # A⁻ⁿ: torch inverts A first
+        if name in FACTORIZING or inverse_power:
             a = args[0] if args else kwargs.get("A", kwargs.get("input"))
             if isinstance(a, torch.Tensor) and a.dim() >= 2 and a.shape[-1] == a.shape[-2] and a.numel():
                 # the mode is off inside its own handler: this cond is not recorded
