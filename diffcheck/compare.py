@@ -513,7 +513,7 @@ def compare_rows(reference: np.ndarray, kinds: np.ndarray, got: np.ndarray, dtyp
     n_undecided = 0
     not_decided = np.zeros(ref.shape, dtype=bool)
     if undecided is not None:  # beyond what a factorized matrix's rounding lets us decide: not compared
-        not_decided = undecided & (cls == _RANK["fail"])
+        not_decided = undecided & (cls == _RANK["fail"]) & got_finite  # a NaN is never rounding
         cls[not_decided] = _RANK["singular"]
         n_undecided = int(not_decided.any(axis=1).sum())
     cls[(kinds == POS_INF) | (kinds == NEG_INF)] = _RANK["singular"]

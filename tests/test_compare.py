@@ -425,6 +425,12 @@ def test_beyond_the_decidable_condition_a_point_is_not_compared_rather_than_pass
     assert judged.counts == {"singular": 1, "pass": 1} and judged.undecided == 1
     assert judged.undecided_condition == kappa and cmp.status_of(judged.counts) == "singular"
     assert 8 * u * kappa > np.sqrt(cmp.EPS["float32"])
+    # a NaN where the limit is finite (the NaN-gradient bug) is never excused
+    intervals = np.full((2, 2, 2), np.nan)
+    intervals[0, 0] = (0.0, 0.0)
+    nan = compare(ref, kinds, np.array([[np.nan, 1.0], [0.5, 1.0]]), "float32", intervals=intervals,
+                  conditioning=lambda rows: (np.zeros((len(rows), 2)), np.full(len(rows), np.inf), entries[rows]))
+    assert nan.counts.get("fail") == 1 and not nan.undecided
 
 
 def test_the_torch_side_finds_the_matrices_its_code_factorizes():
