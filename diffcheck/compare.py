@@ -88,20 +88,24 @@ itself::
   and torch's, by ``.backward()`` at a matrix with cond(A) = 78, is off by 64 u on an entry that is
   exactly 0. At a failing point, the torch code is run once more under a TorchFunctionMode
   (:meth:`diffcheck.autograd.Torchside.factorization_condition`: a user's own code that calls
-  torch.linalg.solve is seen too), which records each matrix it factorizes and which input
-  entries that matrix depends on (a constant matrix: none). An entry of the derivative that
-  differentiates by such an input (a Hessian entry: by either of its two) is granted
-  FACTORIZATION·u·cond(A)·M, M the largest |exact value| among the point's entries that go
-  through a factorized matrix: the normwise forward error of a backward-stable factorization.
+  torch.linalg.solve is seen too), which records each matrix it factorizes (each batch element
+  with its own condition number) and which input entries that matrix depends on (a constant
+  matrix: none). An entry of the derivative that differentiates by such an input (a Hessian
+  entry: by either of its two) is granted FACTORIZATION·u·cond(A)·M: the normwise forward error
+  of a backward-stable factorization. M is the size of what reaches that entry through the
+  factorizing op's outputs (torch's derivative along that path alone; for a Hessian, the largest
+  entry of its row along it), never above the largest exact value among the point's entries that
+  go through one, so a large term beside det(A) that shares its inputs adds nothing to the grant.
   Entries that do not go through one get nothing (a loss log|det W| + f(x) keeps f's gradient
   to the default tolerance, however ill-conditioned W is). Measured by ``python
   tools/measure_factorization.py`` (torch.det's gradient and Hessian by ``.backward()`` and by
   torch.func, 2×2 to 4×4, cond(A) from 10 to 1e6, 40 matrices each, float64 and float32): error ÷
   u·cond(A)·M is at most 4.07 (torch.func's gradient of a 4×4 at cond 10), 2.05 from cond 100 up;
   FACTORIZATION = 8. Where that grant would exceed √eps·M, torch's own rounding may take half the
-  digits and a wrong formula cannot be told from it: such an entry is granted nothing, and a point
-  it fails is not compared (counted with the singular points, and the message says why: float32
-  from cond(A) ≈ 720, float64 from 1.7e7). At a matrix singular in the dtype (u·cond(A) ≥ 1)
+  digits and a wrong formula of that size cannot be told from it: such an entry is granted
+  nothing, and a point where it fails by no more than min(FACTORIZATION·u·cond(A), 1)·M is not
+  compared (counted with the singular points, and the message says why: float32 from
+  cond(A) ≈ 720, float64 from 1.7e7); a larger error, or a NaN, still fails. At a matrix singular in the dtype (u·cond(A) ≥ 1)
   nothing is granted or excused: torch.det's zero gradient at a rank-one matrix (pytorch#104675)
   still fails. A wrong formula still fails: a Hessian entry of torch.det off by 1e-6 fails in
   float64 at cond(A) up to 4e3 (tests/data/cases/tolerance.yaml, with the two planted bugs a
@@ -254,33 +258,37 @@ def compare(reference: np.ndarray, kinds: np.ndarray, got: np.ndarray, dtype: st
         extra[rows] = np.maximum(CONDITIONING * EPS[dtype] / 2 * np.abs(scale),
                                  np.maximum(UNDERFLOW * spacing, underflow))
         if factorized is not None:
-            grant, beyond = factorization_allowance(factorized, finite, dtype)
+            condition, size = factorized
+            grant, excusable = factorization_allowance(condition, size, finite, dtype)
             extra[rows] = np.maximum(extra[rows], grant)
-            undecided = np.zeros(reference.shape, dtype=bool)
-            undecided[rows] = beyond
+            undecided = np.zeros(reference.shape)
+            undecided[rows] = excusable
     judged = _compare(reference, kinds, got, dtype, override, intervals, scale_floor, extra, raised, undecided)
     if factorized is not None and judged.worst is not None and judged.worst[0] in rows:
-        judged.worst_factorized = float(factorized[int(np.searchsorted(rows, judged.worst[0])), judged.worst[1]])
+        judged.worst_factorized = float(factorized[0][int(np.searchsorted(rows, judged.worst[0])), judged.worst[1]])
     if factorized is not None and judged.undecided:
-        judged.undecided_condition = float(np.max(np.where(undecided[rows], factorized, 0.0)))
+        judged.undecided_condition = float(np.max(np.where(undecided[rows] > 0, factorized[0], 0.0)))
     return judged
 
 
-def factorization_allowance(condition: np.ndarray, magnitude: np.ndarray, dtype: str) -> tuple[np.ndarray, np.ndarray]:
+def factorization_allowance(condition: np.ndarray, size: np.ndarray, magnitude: np.ndarray,
+                            dtype: str) -> tuple[np.ndarray, np.ndarray]:
     """What torch's LU-based kernels may err by, for entries (rows, n) whose inputs feed a
-    matrix it factorizes with ``condition`` (0: none does), the exact values being
-    ``magnitude`` (finite |R|): FACTORIZATION·u·cond(A)·M, M the largest |R| among the point's
-    entries that go through a factorized matrix (see the module docstring). Returns (the
-    allowance, the entries beyond the undecidable bound: FACTORIZATION·u·cond(A) > √eps, where
-    torch's own rounding may exceed half the digits, so that a wrong formula cannot be told from
-    it: those are granted nothing and not compared if they fail). Nothing at a matrix singular
-    in the dtype (u·cond(A) ≥ 1: its LU decides nothing, and torch does not solve with it)."""
+    matrix it factorizes with ``condition`` (0: none does): FACTORIZATION·u·cond(A)·M, M the
+    size of what reaches the entry through the factorizing ops (``size``, from torch's own
+    derivatives along that path), never above the largest exact |R| (``magnitude``) among the
+    point's entries that go through one (see the module docstring). Returns (the allowance, the
+    error up to which an entry beyond the decidable bound, FACTORIZATION·u·cond(A) > √eps, is
+    not compared: min(FACTORIZATION·u·cond(A), 1)·M, 0 elsewhere; a larger error still fails).
+    Nothing at a matrix singular in the dtype (u·cond(A) ≥ 1: its LU decides nothing, and torch
+    does not solve with it there)."""
     u = EPS[dtype] / 2
     through = condition > 0
     row_max = np.where(through, magnitude, 0.0).max(axis=1, initial=0.0)
+    scale = np.minimum(np.where(np.isfinite(size), size, 0.0), row_max[:, None])
     share = np.where(through & (u * condition < 1), FACTORIZATION * u * condition, 0.0)
     beyond = share > np.sqrt(EPS[dtype])
-    return np.where(beyond, 0.0, share) * row_max[:, None], beyond
+    return np.where(beyond, 0.0, share) * scale, np.where(beyond, np.minimum(share, 1.0) * scale, 0.0)
 
 
 def _compare(reference: np.ndarray, kinds: np.ndarray, got: np.ndarray, dtype: str,
@@ -513,7 +521,8 @@ def compare_rows(reference: np.ndarray, kinds: np.ndarray, got: np.ndarray, dtyp
     n_undecided = 0
     not_decided = np.zeros(ref.shape, dtype=bool)
     if undecided is not None:  # beyond what a factorized matrix's rounding lets us decide: not compared
-        not_decided = undecided & (cls == _RANK["fail"]) & got_finite  # a NaN is never rounding
+        # only an error that rounding there could make; a NaN, or a larger error, still fails
+        not_decided = (undecided > 0) & (cls == _RANK["fail"]) & got_finite & (err <= undecided)
         cls[not_decided] = _RANK["singular"]
         n_undecided = int(not_decided.any(axis=1).sum())
     cls[(kinds == POS_INF) | (kinds == NEG_INF)] = _RANK["singular"]

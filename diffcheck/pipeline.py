@@ -361,22 +361,28 @@ def _rounding(ctx: _Context, target: Target, evaluator: Evaluator, matrix: np.nd
             _factorized(side, target, rows) if side is not None else None)
 
 
-def _factorized(side: Torchside, target: Target, rows: np.ndarray) -> np.ndarray | None:
-    """(len(rows), n): for each entry of ``target`` at ``rows``, cond(A) of the matrices torch's
-    code factorizes (det, inv, solve, …) that depend on the inputs the entry differentiates by
-    (0 where none does); None for a value, or when no such matrix is there at the first row
-    (most code: one call of the function, not one per row)."""
-    derivative = target.label in ("gradient", "jacobian", "hessian") or target.label.startswith("derivative")
-    if not len(rows) or not derivative:
+def _factorized(side: Torchside, target: Target, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """For each entry of ``target`` at ``rows`` ((len(rows), n) each): cond(A) of the matrices
+    torch's code factorizes (det, inv, solve, …) that depend on the inputs the entry
+    differentiates by (0 where none does), and the size of what reaches the entry through those
+    ops (:meth:`Torchside.factorization_condition`). None for a value or a third or higher
+    derivative, or when no such matrix is there at the first row (most code: one call of the
+    function, not one per row)."""
+    order = {"gradient": 1, "jacobian": 1, "derivative1": 1, "hessian": 2, "derivative2": 2}.get(target.label)
+    if not len(rows) or order is None:
         return None
-    first = side.factorization_condition(rows[:1])
-    if not first.any() or len(target.cols) != first.shape[1]:
+    first = side.factorization_condition(rows[:1], order)
+    if not first[0].any() or len(target.cols) != first[0].shape[1]:
         return None
-    per_input = np.concatenate([first, side.factorization_condition(rows[1:])])
-    across = np.tile(per_input, (1, len(target.rows)))  # entry (r, c) → its input c
-    if target.label == "hessian":  # entry (r, c) = ∂²/∂r∂c: through A if either input feeds A
-        return np.maximum(np.repeat(per_input, len(target.cols), axis=1), across)
-    return across
+    rest = side.factorization_condition(rows[1:], order)
+    cond, size = (np.concatenate([a, b]) for a, b in zip(first, rest))
+
+    def per_entry(per_input: np.ndarray) -> np.ndarray:
+        across = np.tile(per_input, (1, len(target.rows)))  # entry (r, c) → its input c
+        if order == 2 and target.label == "hessian":  # ∂²/∂r∂c: through A if either input feeds A
+            return np.maximum(np.repeat(per_input, len(target.cols), axis=1), across)
+        return across
+    return per_entry(cond), per_entry(size)
 
 
 def _streamed(ctx: _Context, target: Target, mode: str, ref: _Reference, override) -> cmp.Comparison | None:
@@ -455,9 +461,15 @@ def _profile(ctx: _Context, comparison: cmp.Comparison, ref: _Reference, got: np
 
 def _torch_at(ctx: _Context, target: Target, mode: str | None, values: dict[str, np.ndarray]) -> np.ndarray:
     """torch's values for ``target`` at the points ``values`` (name -> (k, *shape))."""
+    return _torch_side_at(ctx, target, mode, values)[1]
+
+
+def _torch_side_at(ctx: _Context, target: Target, mode: str | None,
+                   values: dict[str, np.ndarray]) -> tuple[Torchside, np.ndarray]:
+    """The torch side at the points ``values``, and its values for ``target`` there."""
     count = len(next(iter(values.values())))
     side = Torchside(ctx.compiled, ctx.dtype, PointSet(values, count, 0), ctx.options.device)
-    return side.value(target) if mode is None else side.derivative(target, mode)
+    return side, (side.value(target) if mode is None else side.derivative(target, mode))
 
 
 def _unstable_region(ctx: _Context, target: Target, mode: str | None, comparison: cmp.Comparison) -> str | None:
@@ -488,9 +500,8 @@ def _search(ctx: _Context, target: Target, mode: str | None, comparison: cmp.Com
 
     def failing(values: dict[str, np.ndarray]) -> np.ndarray:
         count = len(next(iter(values.values())))
-        side = Torchside(ctx.compiled, ctx.dtype, PointSet(values, count, 0), ctx.options.device)
         try:
-            got = side.value(target) if mode is None else side.derivative(target, mode)
+            side, got = _torch_side_at(ctx, target, mode, values)
         except (CannotDifferentiate, TorchRaised):
             return np.ones(count, dtype=bool)
         matrix = _with_constants(ctx, np.concatenate([values[v.name].reshape(count, -1)

@@ -396,9 +396,11 @@ def test_a_factorized_matrix_grants_its_condition_number_and_no_more():
     ref, kinds = np.array([[0.0, 1.0, -1.0, 0.0]]), np.zeros((1, 4), np.int8)
     got = np.array([[64 * u, 1.0, -1.0, 0.0]])
 
-    def cond(kappa, through=(True, True, True, True)):
+    def cond(kappa, through=(True, True, True, True), size=1.0):
         entries = np.where(np.array(through), kappa, 0.0)[None, :]
-        return lambda rows: (np.zeros((len(rows), 4)), np.full(len(rows), np.inf), entries[np.zeros(len(rows), int)])
+        sizes = np.full((1, 4), size)
+        return lambda rows: (np.zeros((len(rows), 4)), np.full(len(rows), np.inf),
+                             (entries[np.zeros(len(rows), int)], sizes[np.zeros(len(rows), int)]))
     plain = lambda rows: (np.zeros((len(rows), 4)), np.full(len(rows), np.inf))  # noqa: E731
     assert compare(ref, kinds, got, "float64", conditioning=plain).counts == {"fail": 1}
     judged = compare(ref, kinds, got, "float64", conditioning=cond(78.0))
@@ -409,6 +411,9 @@ def test_a_factorized_matrix_grants_its_condition_number_and_no_more():
     assert compare(ref, kinds, got, "float64", conditioning=cond(78.0, (False, True, True, True))).counts == {"fail": 1}
     wrong = compare(ref, kinds, np.array([[1e-6, 1.0, -1.0, 0.0]]), "float64", conditioning=cond(4e3))
     assert wrong.counts == {"fail": 1} and wrong.worst_factorized == 4e3
+    # what reaches the entries through the factorized op is small (a large term beside det(A)
+    # that shares its inputs): the grant follows that, not the point's largest exact value
+    assert compare(ref, kinds, got, "float64", conditioning=cond(78.0, size=1e-3)).counts == {"fail": 1}
 
 
 def test_beyond_the_decidable_condition_a_point_is_not_compared_rather_than_passed():
@@ -417,19 +422,24 @@ def test_beyond_the_decidable_condition_a_point_is_not_compared_rather_than_pass
     passes the default tolerance passes."""
     u = cmp.EPS["float32"] / 2
     ref, kinds = np.array([[0.0, 1.0], [0.5, 1.0]]), np.zeros((2, 2), np.int8)
-    got = np.array([[0.3, 1.0], [0.5, 1.0]])
+    got = np.array([[2e-3, 1.0], [0.5, 1.0]])
     kappa = 1e4  # 8·u·1e4 = 4.8e-3 > √eps = 3.5e-4
     entries = np.full((2, 2), kappa)
-    judged = compare(ref, kinds, got, "float32",
-                     conditioning=lambda rows: (np.zeros((len(rows), 2)), np.full(len(rows), np.inf), entries[rows]))
+
+    def conditioning(rows):
+        return np.zeros((len(rows), 2)), np.full(len(rows), np.inf), (entries[rows], np.ones((len(rows), 2)))
+    judged = compare(ref, kinds, got, "float32", conditioning=conditioning)
     assert judged.counts == {"singular": 1, "pass": 1} and judged.undecided == 1
     assert judged.undecided_condition == kappa and cmp.status_of(judged.counts) == "singular"
     assert 8 * u * kappa > np.sqrt(cmp.EPS["float32"])
+    # an error beyond what rounding there could make (8·u·cond·M = 4.8e-3) still fails
+    far = compare(ref, kinds, np.array([[0.3, 1.0], [0.5, 1.0]]), "float32", conditioning=conditioning)
+    assert far.counts == {"fail": 1, "pass": 1} and not far.undecided
     # a NaN where the limit is finite (the NaN-gradient bug) is never excused
     intervals = np.full((2, 2, 2), np.nan)
     intervals[0, 0] = (0.0, 0.0)
     nan = compare(ref, kinds, np.array([[np.nan, 1.0], [0.5, 1.0]]), "float32", intervals=intervals,
-                  conditioning=lambda rows: (np.zeros((len(rows), 2)), np.full(len(rows), np.inf), entries[rows]))
+                  conditioning=conditioning)
     assert nan.counts.get("fail") == 1 and not nan.undecided
 
 
@@ -457,13 +467,17 @@ cases:
     (det, partly, constant), errors = load_text(text, "t.yaml")
     assert not errors, errors
     values = {"A": np.array([[[1.0, 1.0], [1.0, 1.001]], [[1.0, 0.0], [0.0, 1.0]], [[1.0, 1.0], [1.0, 1.0]]])}
-    kappa = Torchside(compile_case(det), "float64", PointSet(values, 3, 0)).factorization_condition(np.arange(3))
-    assert kappa.shape == (3, 4)
+    kappa, size = Torchside(compile_case(det), "float64", PointSet(values, 3, 0)).factorization_condition(np.arange(3))
+    assert kappa.shape == size.shape == (3, 4)
     assert kappa[0] == pytest.approx(np.linalg.cond(values["A"][0]))
     assert kappa[1] == pytest.approx(np.ones(4)) and (kappa[2] > 1e15).all()
+    # what reaches the gradient through det: the adjugate (identity: [1, 0, 0, 1])
+    assert size[1] == pytest.approx([1.0, 0.0, 0.0, 1.0])
     both = dict(values, y=np.array([0.5, 0.5, 0.5]))
-    kappa = Torchside(compile_case(partly), "float64", PointSet(both, 3, 0)).factorization_condition(np.arange(3))
+    kappa, size = Torchside(compile_case(partly), "float64", PointSet(both, 3, 0)).factorization_condition(
+        np.arange(3), order=2)
     assert kappa.shape == (3, 5) and (kappa[:, :4] > 0).all() and (kappa[:, 4] == 0).all()
-    kappa = Torchside(compile_case(constant), "float64", PointSet({"y": np.array([0.5])}, 1, 0)).factorization_condition(
-        np.arange(1))
+    assert size[:, :4] == pytest.approx(np.ones((3, 4))) and not size[:, 4].any()  # det's Hessian: ±1; y²: not through
+    kappa, _ = Torchside(compile_case(constant), "float64", PointSet({"y": np.array([0.5])}, 1, 0)
+                         ).factorization_condition(np.arange(1))
     assert not kappa.any()

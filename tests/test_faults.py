@@ -232,7 +232,11 @@ def _communicate(process: subprocess.Popen, seconds: float) -> tuple[str, str]:
         return process.communicate(timeout=seconds)
     except subprocess.TimeoutExpired:
         process.send_signal(signal.SIGABRT)
-        out, err = process.communicate(timeout=30)
+        try:
+            out, err = process.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            out, err = process.communicate()
         pytest.fail(f"the run did not end {seconds:g} s after the signal; its threads then:\n{err[-6000:]}")
 
 

@@ -114,3 +114,4 @@ def test_search_draws_a_long_vector_from_a_seed():
                     modes=["reverse"], torch="torch.sum(x * x) / 1000 * (1 + 1e-3 * (x[0] - torch.Tensor.detach(x[0])))")
     (gradient,) = [r for r in check_case(bad, CheckOptions(search=True)).results if r.check == "gradient"]
     assert gradient.status == "fail" and gradient.details.search.points_line.startswith("points: [{x: [")
+    assert gradient.details.search.stage == "hypothesis"  # drawn from a seed, not the sweep's fallback

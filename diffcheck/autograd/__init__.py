@@ -618,38 +618,61 @@ class Torchside:
                   for i in range(len(sizes))]
         return np.concatenate([np.concatenate(r, axis=2) for r in blocks], axis=1).reshape(p, -1)
 
-    def factorization_condition(self, rows: np.ndarray) -> np.ndarray:
-        """(len(rows), N) at each of those points and for each input entry (the N entries of
-        the variables, flattened and concatenated), the largest 2-norm condition number of a
-        square matrix that the torch code factorizes while computing the function
-        (:data:`FACTORIZING`: det, slogdet, inv, solve, …, found by a
-        :class:`torch.overrides.TorchFunctionMode`, so in the user's own code too) and that
-        depends on that input entry; 0 where none does (a constant matrix depends on none),
-        inf at a singular matrix. A matrix depends on an input entry when its vector-Jacobian
-        product with the all-ones and with a fixed random weighting is nonzero there. Computed in
-        float64 from the matrix in the dtype under test, point by point. Only the tolerance reads
-        it (:data:`diffcheck.compare.FACTORIZATION`)."""
+    def factorization_condition(self, rows: np.ndarray, order: int = 1) -> tuple[np.ndarray, np.ndarray]:
+        """The matrices the torch code factorizes (:data:`FACTORIZING`: det, slogdet, inv, solve,
+        …, found by a :class:`torch.overrides.TorchFunctionMode`, so in the user's own code too),
+        at each point of ``rows``, seen from each input entry (the N entries of the variables,
+        flattened and concatenated). Returns two (len(rows), N) arrays:
+
+        * the largest 2-norm condition number of a matrix (of a batch element) that depends on
+          that input entry: 0 where none does (a constant matrix depends on none), inf where it is
+          singular. It depends on the entry when its vector-Jacobian product with a positive
+          weighting of that batch element is nonzero there;
+        * the size of what reaches that entry's derivative of order ``order`` (1 or 2) through
+          the factorizing ops' outputs: |∂f/∂xⱼ| along that path, or for order 2 the largest
+          |∂²f/∂xⱼ∂xₖ| along it (0 for higher orders: no grant). torch's own derivatives give it,
+          so the tolerance never takes it above the exact values' size.
+
+        Computed in float64 from the matrix in the dtype under test, point by point. Only the
+        tolerance reads it (:data:`diffcheck.compare.FACTORIZATION`)."""
         sizes = [int(np.prod(s, dtype=int)) for s in self.shapes]
-        out = np.zeros((len(rows), sum(sizes)))
+        cond, scale = np.zeros((len(rows), sum(sizes))), np.zeros((len(rows), sum(sizes)))
         weights = torch.Generator().manual_seed(0)
+
+        def flat(grads, leaves) -> torch.Tensor:
+            return torch.cat([torch.zeros_like(leaf).reshape(-1) if g is None else g.reshape(-1)
+                              for g, leaf in zip(grads, leaves)])
+
+        def positive(like: torch.Tensor) -> torch.Tensor:
+            return 1.0 + torch.rand(like.shape, generator=weights, dtype=torch.float64).to(like.device, like.dtype)
         with one_thread():
             for k, i in enumerate(rows):
                 leaves = [x[int(i)].detach().clone().requires_grad_(True) for x in self.inputs]
                 watch = _FactorizedMatrices()
                 try:
                     with torch.enable_grad(), watch:
-                        self.f(*leaves)
-                    for a, condition in watch.matrices:
+                        out = self.f(*leaves)
+                    # one output: itself; several: a positive weighting in [1/2, 1] (no cancellation across
+                    # them, at most 2× below the size of one row of the Jacobian)
+                    flat_out = out.reshape(-1)
+                    total = (None if not out.requires_grad else flat_out.sum() if flat_out.numel() == 1
+                             else (flat_out * positive(flat_out) / 2).sum())
+                    for a, conditions, outputs in watch.matrices:
                         if not a.requires_grad:  # a constant matrix: its rounding reaches no derivative
                             continue
-                        w = 1.0 + torch.rand(a.shape, generator=weights, dtype=torch.float64).to(a.device, a.dtype)
-                        grads = torch.autograd.grad((a * w).sum(), leaves, allow_unused=True, retain_graph=True)
-                        used = torch.cat([torch.zeros(n, dtype=torch.bool) if g is None else (g != 0).reshape(-1).cpu()
-                                          for g, n in zip(grads, sizes)]).numpy()
-                        out[k, used] = np.maximum(out[k, used], condition)
+                        batch = conditions.numel()
+                        for b in range(batch):  # each batch element's matrix feeds its own inputs
+                            w = torch.zeros(batch, dtype=a.dtype, device=a.device)
+                            w[b] = 1.0
+                            w = w.reshape(a.shape[:-2] + (1, 1)) * positive(a)
+                            used = flat(torch.autograd.grad((a * w).sum(), leaves, allow_unused=True,
+                                                            retain_graph=True), leaves).cpu().numpy() != 0
+                            cond[k, used] = np.maximum(cond[k, used], float(conditions.reshape(-1)[b]))
+                        if total is not None and order in (1, 2):
+                            scale[k] = np.maximum(scale[k], _through(total, outputs, leaves, order, flat))
                 except Exception:  # torch raised here: the comparison has classified the point already
                     pass
-        return out
+        return cond, scale
 
     def _leaves(self):
         return [x.detach().clone().requires_grad_(True) for x in self.inputs]
@@ -698,26 +721,52 @@ FACTORIZING = frozenset({"det", "linalg_det", "logdet", "slogdet", "linalg_slogd
                          "linalg_lu_factor_ex"})
 
 
+def _through(total: torch.Tensor, outputs: tuple, leaves: list, order: int, flat) -> np.ndarray:
+    """(N,) the size of ``total``'s derivative of ``order`` (1 or 2) by each input entry along
+    the path through ``outputs`` (a factorizing op's results) only: ∂total/∂D, pulled back
+    from D to the inputs; for order 2, the largest entry of each row of its Jacobian."""
+    outs = [o for o in outputs if isinstance(o, torch.Tensor) and o.requires_grad]
+    if not outs:
+        return np.zeros(sum(leaf.numel() for leaf in leaves))
+    second = order == 2
+    g_out = torch.autograd.grad(total, outs, retain_graph=True, create_graph=second, allow_unused=True)
+    g_out = [torch.zeros_like(o) if g is None else g for g, o in zip(g_out, outs)]
+    g = flat(torch.autograd.grad(outs, leaves, grad_outputs=g_out, retain_graph=True, create_graph=second,
+                                 allow_unused=True), leaves)
+    if not second:
+        return g.detach().abs().to("cpu", torch.float64).numpy()
+    rows = []
+    for j in range(g.numel()):
+        row = (flat(torch.autograd.grad(g[j], leaves, retain_graph=True, allow_unused=True), leaves)
+               if g[j].requires_grad else torch.zeros_like(g))
+        rows.append(float(row.detach().abs().max()))
+    return np.array(rows)
+
+
 class _FactorizedMatrices(torch.overrides.TorchFunctionMode):
-    """Records the matrices passed to :data:`FACTORIZING` ops, each with its condition number."""
+    """Records each call of a :data:`FACTORIZING` op: its matrix, the condition number of each
+    batch element (a float64 tensor), and the op's outputs."""
 
     def __init__(self):
         super().__init__()
-        self.matrices: list[tuple[torch.Tensor, float]] = []  # (the matrix, its largest condition number)
+        self.matrices: list[tuple[torch.Tensor, torch.Tensor, tuple]] = []
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         name = getattr(func, "__name__", None)
         inverse_power = name in ("matrix_power", "linalg_matrix_power") and (
             args[1] if len(args) > 1 else kwargs.get("n", 0)) < 0  # A⁻ⁿ: torch inverts A first
+        result = func(*args, **kwargs)
         if name in FACTORIZING or inverse_power:
             a = args[0] if args else kwargs.get("A", kwargs.get("input"))
             if isinstance(a, torch.Tensor) and a.dim() >= 2 and a.shape[-1] == a.shape[-2] and a.numel():
-                # the mode is off inside its own handler: this cond is not recorded
-                k = torch.linalg.cond(a.detach().to("cpu", torch.float64))
-                k = torch.where(torch.isnan(k), torch.inf, k)
-                self.matrices.append((a, float(k.max())))
-        return func(*args, **kwargs)
+                try:  # the mode is off inside its own handler: this cond is not recorded
+                    k = torch.linalg.cond(a.detach().to("cpu", torch.float64)).reshape(-1)
+                except RuntimeError:  # a dtype cond cannot take: no grant for this matrix
+                    return result
+                outputs = tuple(result) if isinstance(result, (tuple, list)) else (result,)
+                self.matrices.append((a, torch.where(torch.isnan(k), torch.inf, k), outputs))
+        return result
 
 
 def _stack(results):
