@@ -101,7 +101,11 @@ itself::
   tools/measure_factorization.py`` (torch.det's gradient and Hessian by ``.backward()`` and by
   torch.func, 2×2 to 4×4, cond(A) from 10 to 1e6, 40 matrices each, float64 and float32): error ÷
   u·cond(A)·M is at most 4.07 (torch.func's gradient of a 4×4 at cond 10), 2.05 from cond 100 up;
-  FACTORIZATION = 8. Where that grant would exceed √eps·M, torch's own rounding may take half the
+  FACTORIZATION = 8. torch.prod and torch.cumprod are treated alike (``autograd.DIVIDING``): their
+  derivatives divide by the factors (∂Πx/∂xᵢ = Πx/xᵢ), so their double backward errs by tens of u
+  on Hessian entries that are exactly 0 when one factor is small (torch.prod at x₀ = 0.047: 63 u),
+  and the spread max|x|/min|x| of the nonzero factors stands for cond(A)
+  (tests/data/cases/tolerance.yaml, tol.torch_prod_hessian_small_factor). Where that grant would exceed √eps·M, torch's own rounding may take half the
   digits and a wrong formula of that size cannot be told from it: such an entry is granted
   nothing, and a point where it fails by no more than min(FACTORIZATION·u·cond(A), 1)·M is not
   compared (counted with the singular points, and the message says why: float32 from

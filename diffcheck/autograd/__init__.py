@@ -664,7 +664,7 @@ class Torchside:
                         for b in range(batch):  # each batch element's matrix feeds its own inputs
                             w = torch.zeros(batch, dtype=a.dtype, device=a.device)
                             w[b] = 1.0
-                            w = w.reshape(a.shape[:-2] + (1, 1)) * positive(a)
+                            w = (w.reshape(a.shape[:-2] + (1, 1)) if batch > 1 else w) * positive(a)
                             used = flat(torch.autograd.grad((a * w).sum(), leaves, allow_unused=True,
                                                             retain_graph=True), leaves).cpu().numpy() != 0
                             cond[k, used] = np.maximum(cond[k, used], float(conditions.reshape(-1)[b]))
@@ -743,6 +743,12 @@ def _through(total: torch.Tensor, outputs: tuple, leaves: list, order: int, flat
     return np.array(rows)
 
 
+#: torch functions whose derivatives divide by their input's factors (``prod`` and ``cumprod``
+#: without zeros: ∂Πx/∂xᵢ = Πx/xᵢ): their rounding grows with max|x|/min|x| as an LU's does with
+#: cond(A); the tolerance treats that ratio as the condition number
+DIVIDING = frozenset({"prod", "cumprod"})
+
+
 class _FactorizedMatrices(torch.overrides.TorchFunctionMode):
     """Records each call of a :data:`FACTORIZING` op: its matrix, the condition number of each
     batch element (a float64 tensor), and the op's outputs."""
@@ -766,6 +772,15 @@ class _FactorizedMatrices(torch.overrides.TorchFunctionMode):
                     return result
                 outputs = tuple(result) if isinstance(result, (tuple, list)) else (result,)
                 self.matrices.append((a, torch.where(torch.isnan(k), torch.inf, k), outputs))
+        elif name in DIVIDING:
+            a = args[0] if args else kwargs.get("input")
+            if isinstance(a, torch.Tensor) and a.is_floating_point() and a.numel() > 1:
+                size = a.detach().to("cpu", torch.float64).abs().reshape(-1)
+                nonzero = size[size > 0]
+                if nonzero.numel():  # torch's backward divides by the nonzero factors
+                    k = (nonzero.max() / nonzero.min()).reshape(1)
+                    outputs = tuple(result) if isinstance(result, (tuple, list)) else (result,)
+                    self.matrices.append((a, k, outputs))
         return result
 
 
