@@ -50,6 +50,8 @@ TRUE_ALARMS = {
                                     "hessian": "finding.torch_det_hessian_zero_matrix"},
     "tol.torch_det3_near_singular": {"gradient": "finding.torch_det_gradient_rank_deficient",
                                      "hessian": "finding.torch_det_hessian_zero_matrix"},
+    # torch.prod's own Hessian at small factors: the search goes on to a factor of 1e-127
+    "tol.torch_prod_hessian_small_factor": {"hessian": "finding.torch_prod_hessian_small_factor"},
 }
 
 
