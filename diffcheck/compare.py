@@ -243,7 +243,10 @@ def compare(reference: np.ndarray, kinds: np.ndarray, got: np.ndarray, dtype: st
     row, the smallest |value| of an operation that underflows in the dtype (+inf if none). It is
     read only when the default policy fails some points: those points are judged again with
     the allowance ``max(default, CONDITIONING·u·K)`` (u = eps/2, see the module docstring), and
-    every failure then reports the allowance it was judged by.
+    every failure then reports the allowance it was judged by. A third element, when given and
+    not None, is (cond, size), each (P_rows, n): the condition number of what torch factorizes
+    or divides by behind each entry, and what reaches the entry through it
+    (:func:`factorization_allowance`).
 
     ``raised`` (P,) marks the points where torch raised (their values are NaN): each is a
     ``raised`` point where an exact value is finite, else singular or undefined."""
@@ -275,6 +278,12 @@ def compare(reference: np.ndarray, kinds: np.ndarray, got: np.ndarray, dtype: st
     return judged
 
 
+def singular_in(dtype: str, condition):
+    """Whether a matrix with this condition number is singular in ``dtype`` (u·cond(A) ≥ 1):
+    its factorization decides nothing, and no allowance is granted for it."""
+    return EPS[dtype] / 2 * condition >= 1
+
+
 def factorization_allowance(condition: np.ndarray, size: np.ndarray, magnitude: np.ndarray,
                             dtype: str) -> tuple[np.ndarray, np.ndarray]:
     """What torch's LU-based kernels may err by, for entries (rows, n) whose inputs feed a
@@ -290,7 +299,7 @@ def factorization_allowance(condition: np.ndarray, size: np.ndarray, magnitude: 
     through = condition > 0
     row_max = np.where(through, magnitude, 0.0).max(axis=1, initial=0.0)
     scale = np.minimum(np.where(np.isfinite(size), size, 0.0), row_max[:, None])
-    share = np.where(through & (u * condition < 1), FACTORIZATION * u * condition, 0.0)
+    share = np.where(through & ~singular_in(dtype, condition), FACTORIZATION * u * condition, 0.0)
     beyond = share > np.sqrt(EPS[dtype])
     return np.where(beyond, 0.0, share) * scale, np.where(beyond, np.minimum(share, 1.0) * scale, 0.0)
 

@@ -825,7 +825,8 @@ def _allowed_text(comparison: cmp.Comparison, dtype: str) -> str:
     return (f" = {comparison.worst_allowed:.3g}: {rule}"
             + (f", conditioning {cond:.3g}" if cond is not None else "")
             + (f" with cond(A) = {factorized:.3g} of the matrix torch factorizes (or the spread of a product's factors)"
-               + (f", singular in {dtype}: none granted for it" if cmp.EPS.get(dtype, 0.0) / 2 * factorized >= 1 else "")
+               + (f", singular in {dtype}: none granted for it" if dtype in cmp.EPS and cmp.singular_in(dtype, factorized)
+                  else "")
                if factorized else ""))
 
 

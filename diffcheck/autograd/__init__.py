@@ -763,6 +763,7 @@ class _FactorizedMatrices(torch.overrides.TorchFunctionMode):
         inverse_power = name in ("matrix_power", "linalg_matrix_power") and (
             args[1] if len(args) > 1 else kwargs.get("n", 0)) < 0  # A⁻ⁿ: torch inverts A first
         result = func(*args, **kwargs)
+        outputs = tuple(result) if isinstance(result, (tuple, list)) else (result,)
         if name in FACTORIZING or inverse_power:
             a = args[0] if args else kwargs.get("A", kwargs.get("input"))
             if isinstance(a, torch.Tensor) and a.dim() >= 2 and a.shape[-1] == a.shape[-2] and a.numel():
@@ -770,7 +771,6 @@ class _FactorizedMatrices(torch.overrides.TorchFunctionMode):
                     k = torch.linalg.cond(a.detach().to("cpu", torch.float64)).reshape(-1)
                 except RuntimeError:  # a dtype cond cannot take: no grant for this matrix
                     return result
-                outputs = tuple(result) if isinstance(result, (tuple, list)) else (result,)
                 self.matrices.append((a, torch.where(torch.isnan(k), torch.inf, k), outputs))
         elif name in DIVIDING:
             a = args[0] if args else kwargs.get("input")
@@ -779,7 +779,6 @@ class _FactorizedMatrices(torch.overrides.TorchFunctionMode):
                 nonzero = size[size > 0]
                 if nonzero.numel():  # torch's backward divides by the nonzero factors
                     k = (nonzero.max() / nonzero.min()).reshape(1)
-                    outputs = tuple(result) if isinstance(result, (tuple, list)) else (result,)
                     self.matrices.append((a, k, outputs))
         return result
 
